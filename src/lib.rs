@@ -1,0 +1,24 @@
+//! geodyn: exact event-driven simulation of geometric dynamic networks, and
+//! classification from their dynamics with no gradient descent.
+//!
+//! The modules follow the data flow of an experiment:
+//!
+//! ```text
+//! dataset -> stimulus -> network (geometry) -> sim (dynamics + plasticity)
+//!         -> record -> embed -> eval (classifiers, protocols, baselines) -> report
+//! ```
+//!
+//! The simulation core (`network`, `sim`, `record`) knows nothing of datasets,
+//! files or the command line.
+
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod embed;
+pub mod error;
+pub mod eval;
+pub mod network;
+pub mod record;
+pub mod report;
+pub mod sim;
+pub mod stimulus;
