@@ -1,1 +1,84 @@
-//! record (stub)
+//! record: what a simulation run writes down (stage 5 of the pipeline).
+//!
+//! A [`RecordSpec`] says what to keep; the engine fills a [`Recording`]. What is
+//! not asked for is not collected: the activation list, the per-node counts, the
+//! binned activity and the weight snapshots each cost nothing when off. The run
+//! totals are always kept (a handful of counters).
+
+use crate::network::{EdgeId, NodeId};
+
+/// What to record during a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordSpec {
+    /// Keep every activation event with its causal edge (the activation path).
+    pub activations: bool,
+    /// Keep per-node counts of activations and of lost arrivals.
+    pub node_counts: bool,
+    /// Bin width for per-node activation counts in time bins over the run
+    /// (the `activity` embedding); `None` = off.
+    pub activity_bin_ms: Option<f64>,
+    /// Times at which to copy the weights of `snapshot_edges`. A snapshot at T
+    /// holds the weights after every event with time <= T.
+    pub weight_snapshots_ms: Vec<f64>,
+    pub snapshot_edges: Vec<EdgeId>,
+}
+
+/// One activation event. `causal_edge` is the arrival that pushed the node over
+/// threshold, or `None` for an activation imposed by the stimulus.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Activation {
+    pub node: NodeId,
+    pub time_ms: f64,
+    pub causal_edge: Option<EdgeId>,
+}
+
+/// Weights of the recorded edge set at one time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightSnapshot {
+    pub time_ms: f64,
+    pub weights: Vec<f32>,
+}
+
+/// Whole-run counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunTotals {
+    /// Arrivals that reached their target within the run (lost ones included).
+    pub arrivals: u64,
+    /// Arrivals lost because the target was refractory.
+    pub lost_arrivals: u64,
+    /// Activations of any node (stimulus-driven ones included).
+    pub activations: u64,
+    /// Stimulus activations requested, and those lost to the input node's own
+    /// refractory period.
+    pub external_activations: u64,
+    pub lost_external: u64,
+    /// Individual STDP weight updates (one per potentiation or depression).
+    pub stdp_updates: u64,
+}
+
+impl std::ops::AddAssign for RunTotals {
+    fn add_assign(&mut self, o: RunTotals) {
+        self.arrivals += o.arrivals;
+        self.lost_arrivals += o.lost_arrivals;
+        self.activations += o.activations;
+        self.external_activations += o.external_activations;
+        self.lost_external += o.lost_external;
+        self.stdp_updates += o.stdp_updates;
+    }
+}
+
+/// What a run recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recording {
+    /// Time-ordered activation events (empty unless asked for).
+    pub activations: Vec<Activation>,
+    /// Per-node activation counts (empty unless `node_counts`).
+    pub activation_counts: Vec<u32>,
+    /// Per-node lost-arrival counts (empty unless `node_counts`).
+    pub lost_counts: Vec<u32>,
+    /// Row-major `n_nodes x n_bins` activation counts (empty unless asked for).
+    pub activity: Vec<u32>,
+    pub activity_bins: usize,
+    pub snapshots: Vec<WeightSnapshot>,
+    pub totals: RunTotals,
+}

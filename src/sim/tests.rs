@@ -1,0 +1,574 @@
+//! Engine tests against analytic answers, a naive reference implementation and
+//! invariants.
+
+use super::*;
+use crate::network::{
+    build_two_population, Distribution, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
+    TwoPopulationSpec, WeightSpec,
+};
+
+fn node(r: f64, theta: f64, tau: f64) -> NodeSpec {
+    NodeSpec {
+        position_um: [0.0; 3],
+        population: Population::Recurrent,
+        params: NodeParams {
+            refractory_period_ms: r,
+            threshold: theta,
+            summation_tau_ms: tau,
+        },
+    }
+}
+
+fn edge(s: u32, t: u32, len: f64, v: f64, w: f64, plastic: bool) -> EdgeSpec {
+    EdgeSpec {
+        source: s,
+        target: t,
+        length_um: len,
+        velocity_um_per_ms: v,
+        weight: w,
+        plastic,
+    }
+}
+
+fn stim(list: &[(u32, f64)]) -> Vec<ExternalActivation> {
+    list.iter()
+        .map(|&(node, time_ms)| ExternalActivation { node, time_ms })
+        .collect()
+}
+
+fn run(
+    net: &Network,
+    stdp: Option<StdpParams>,
+    s: &[ExternalActivation],
+    dur: f64,
+) -> (Recording, Vec<f32>) {
+    let spec = RecordSpec {
+        activations: true,
+        node_counts: true,
+        ..Default::default()
+    };
+    simulate(
+        net,
+        &RunParams {
+            duration_ms: dur,
+            stdp,
+        },
+        s,
+        &spec,
+    )
+    .unwrap()
+}
+
+fn activations_of(rec: &Recording, node: u32) -> Vec<f64> {
+    rec.activations
+        .iter()
+        .filter(|a| a.node == node)
+        .map(|a| a.time_ms)
+        .collect()
+}
+
+#[test]
+fn single_edge_delivers_at_exactly_t_plus_d_over_v() {
+    let (len, v, t0) = (123.4, 7.3, 1.25);
+    let net = Network::from_edges(
+        &[node(1.0, 1.0, 10.0), node(1.0, 1.0, 10.0)],
+        &[edge(0, 1, len, v, 1.0, false)],
+    )
+    .unwrap();
+    let (rec, _) = run(&net, None, &stim(&[(0, t0)]), 100.0);
+    assert_eq!(activations_of(&rec, 1), vec![t0 + len / v]);
+    assert_eq!(rec.activations[1].causal_edge, Some(0));
+    assert_eq!(rec.activations[0].causal_edge, None);
+    assert_eq!(rec.totals.arrivals, 1);
+    // An arrival after the run's end is not delivered.
+    let (rec, _) = run(&net, None, &stim(&[(0, t0)]), t0 + len / v - 1e-9);
+    assert_eq!(rec.totals.arrivals, 0);
+    // Small latencies (far below the bucket width) still come out exact.
+    let net = Network::from_edges(
+        &[node(0.0, 1.0, 10.0), node(0.0, 1.0, 10.0)],
+        &[
+            edge(0, 1, 0.003, 1.0, 1.0, false),
+            edge(1, 0, 0.007, 1.0, 1.0, false),
+        ],
+    )
+    .unwrap();
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.5)]), 0.52);
+    let times: Vec<f64> = rec.activations.iter().map(|a| a.time_ms).collect();
+    assert_eq!(times[..3], [0.5, 0.5 + 0.003, 0.5 + 0.003 + 0.007]);
+}
+
+#[test]
+fn arrival_inside_refractory_period_is_lost_just_after_is_not() {
+    // Node 2 is driven by node 0 (latency 1 ms) and node 1 (latency 1 ms);
+    // its refractory period is 3 ms.
+    let nodes = [
+        node(0.0, 1.0, 10.0),
+        node(0.0, 1.0, 10.0),
+        node(3.0, 1.0, 10.0),
+    ];
+    let net = Network::from_edges(
+        &nodes,
+        &[
+            edge(0, 2, 1.0, 1.0, 1.0, false),
+            edge(1, 2, 1.0, 1.0, 1.0, false),
+        ],
+    )
+    .unwrap();
+    // Node 2 activates at 1.0; node 1's signal arrives at 3.999: lost.
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, 2.999)]), 10.0);
+    assert_eq!(activations_of(&rec, 2), vec![1.0]);
+    assert_eq!(rec.totals.lost_arrivals, 1);
+    assert_eq!(rec.lost_counts[2], 1);
+    // Arriving at exactly 1 + R = 4.0: integrated, and it activates node 2.
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, 3.0)]), 10.0);
+    assert_eq!(activations_of(&rec, 2), vec![1.0, 4.0]);
+    assert_eq!(rec.totals.lost_arrivals, 0);
+    // A lost arrival does not wait: nothing happens later either.
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, 1.5)]), 100.0);
+    assert_eq!(activations_of(&rec, 2), vec![1.0]);
+}
+
+#[test]
+fn stimulus_during_refractory_period_is_lost() {
+    let net = Network::from_edges(&[node(2.0, 1.0, 10.0)], &[]).unwrap();
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (0, 1.0), (0, 2.0)]), 10.0);
+    assert_eq!(activations_of(&rec, 0), vec![0.0, 2.0]);
+    assert_eq!(rec.totals.lost_external, 1);
+}
+
+#[test]
+fn temporal_summation_follows_the_decay() {
+    // Two arrivals of 0.6 with theta = 1 and tau_s = 10 ms cross the threshold
+    // iff 0.6 exp(-dt/10) + 0.6 >= 1, i.e. dt <= 10 ln 1.5 = 4.0547 ms.
+    let nodes = [
+        node(0.0, 1.0, 10.0),
+        node(0.0, 1.0, 10.0),
+        node(0.0, 1.0, 10.0),
+    ];
+    let net = Network::from_edges(
+        &nodes,
+        &[
+            edge(0, 2, 1.0, 1.0, 0.6, false),
+            edge(1, 2, 1.0, 1.0, 0.6, false),
+        ],
+    )
+    .unwrap();
+    let limit = 10.0 * 1.5f64.ln();
+    for (dt, fires) in [
+        (0.0, true),
+        (3.0, true),
+        (limit - 1e-6, true),
+        (limit + 1e-6, false),
+        (6.0, false),
+    ] {
+        let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, dt)]), 50.0);
+        assert_eq!(!activations_of(&rec, 2).is_empty(), fires, "dt = {dt}");
+    }
+}
+
+#[test]
+fn inhibition_cancels() {
+    // +0.6 and -0.6 together, then +0.6: the sum stays below 1.
+    let nodes = [
+        node(0.0, 1.0, 1e9),
+        node(0.0, 1.0, 1e9),
+        node(0.0, 1.0, 1e9),
+        node(0.0, 1.0, 1e9),
+    ];
+    let edges = [
+        edge(0, 3, 1.0, 1.0, 0.6, false),
+        edge(1, 3, 1.0, 1.0, -0.6, false),
+        edge(2, 3, 1.0, 1.0, 0.6, false),
+    ];
+    let net = Network::from_edges(&nodes, &edges).unwrap();
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, 0.0), (2, 0.1)]), 10.0);
+    assert!(activations_of(&rec, 3).is_empty());
+    let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (2, 0.1)]), 10.0);
+    assert_eq!(activations_of(&rec, 3), vec![1.1]);
+}
+
+fn stdp(a_plus: f64, a_minus: f64, w_min: f64, w_max: f64) -> StdpParams {
+    StdpParams {
+        a_plus,
+        a_minus,
+        tau_plus_ms: 20.0,
+        tau_minus_ms: 30.0,
+        w_min,
+        w_max,
+        lost_arrivals_count: true,
+    }
+}
+
+/// Node 0 -> node 2 is the plastic, sub-threshold edge under test; node 1 -> 2
+/// is a strong fixed edge that makes node 2 activate when node 1 is driven.
+fn pair_network(w0: f64) -> Network {
+    let nodes = [
+        node(0.0, 1.0, 10.0),
+        node(0.0, 1.0, 10.0),
+        node(0.5, 1.0, 10.0),
+    ];
+    Network::from_edges(
+        &nodes,
+        &[
+            edge(0, 2, 2.0, 1.0, w0, true),
+            edge(1, 2, 1.0, 1.0, 5.0, false),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn stdp_pre_before_post_potentiates_by_the_formula() {
+    let net = pair_network(0.1);
+    let p = stdp(0.01, 0.02, -1.0, 1.0);
+    // Pre arrival at 2.0, post activation at 7.0 (node 1 driven at 6.0).
+    let (rec, w) = run(&net, Some(p), &stim(&[(0, 0.0), (1, 6.0)]), 7.5);
+    assert_eq!(activations_of(&rec, 2), vec![7.0]);
+    let expected = 0.1 + 0.01 * (-5.0f64 / 20.0).exp();
+    assert!(
+        (w[0] as f64 - expected).abs() < 1e-7,
+        "{} vs {expected}",
+        w[0]
+    );
+    assert_eq!(w[1], 5.0, "non-plastic edge unchanged");
+}
+
+#[test]
+fn stdp_post_before_pre_depresses_by_the_formula() {
+    let net = pair_network(0.1);
+    let p = stdp(0.01, 0.02, -1.0, 1.0);
+    // Post activation at 1.0, pre arrival at 6.0.
+    let (rec, w) = run(&net, Some(p), &stim(&[(1, 0.0), (0, 4.0)]), 10.0);
+    assert_eq!(activations_of(&rec, 2), vec![1.0]);
+    let expected = 0.1 - 0.02 * (-5.0f64 / 30.0).exp();
+    assert!(
+        (w[0] as f64 - expected).abs() < 1e-7,
+        "{} vs {expected}",
+        w[0]
+    );
+    // Without STDP nothing changes.
+    let (_, w) = run(&net, None, &stim(&[(1, 0.0), (0, 4.0)]), 10.0);
+    assert_eq!(w[0], 0.1);
+}
+
+#[test]
+fn stdp_clips_and_flips_sign() {
+    // Depression of 0.5 exp(-1/30) from 0.1 would go to -0.38: clipped at -0.2.
+    let net = pair_network(0.1);
+    let (_, w) = run(
+        &net,
+        Some(stdp(0.01, 0.5, -0.2, 1.0)),
+        &stim(&[(1, 0.0), (0, 0.0)]),
+        10.0,
+    );
+    assert_eq!(w[0], -0.2f32);
+    // Within range, an excitatory edge becomes inhibitory.
+    let (_, w) = run(
+        &net,
+        Some(stdp(0.01, 0.2, -1.0, 1.0)),
+        &stim(&[(1, 0.0), (0, 0.0)]),
+        10.0,
+    );
+    let expected = 0.1 - 0.2 * (-1.0f64 / 30.0).exp();
+    assert!(expected < 0.0 && (w[0] as f64 - expected).abs() < 1e-7);
+    // Potentiation is clipped at w_max.
+    let (_, w) = run(
+        &net,
+        Some(stdp(5.0, 0.0, -1.0, 0.3)),
+        &stim(&[(0, 0.0), (1, 6.0)]),
+        10.0,
+    );
+    assert_eq!(w[0], 0.3f32);
+}
+
+#[test]
+fn lost_arrival_counts_for_stdp_only_when_asked() {
+    // Node 2 (R = 0.5) activates at 2.0; the plastic arrival at 2.2 is lost.
+    let net = pair_network(0.1);
+    let s = stim(&[(1, 1.0), (0, 0.2)]);
+    let (rec, w) = run(&net, Some(stdp(0.01, 0.02, -1.0, 1.0)), &s, 10.0);
+    assert_eq!(rec.totals.lost_arrivals, 1);
+    assert!(w[0] < 0.1);
+    let mut p = stdp(0.01, 0.02, -1.0, 1.0);
+    p.lost_arrivals_count = false;
+    let (_, w) = run(&net, Some(p), &s, 10.0);
+    assert_eq!(w[0], 0.1);
+}
+
+#[test]
+fn weight_snapshots_hold_weights_at_their_times() {
+    let net = pair_network(0.1);
+    let spec = RecordSpec {
+        weight_snapshots_ms: vec![6.5, 1.0, 7.0],
+        snapshot_edges: vec![0],
+        ..Default::default()
+    };
+    let mut w = net.edge_weight.clone();
+    let params = RunParams {
+        duration_ms: 8.0,
+        stdp: Some(stdp(0.01, 0.02, -1.0, 1.0)),
+    };
+    let rec = Simulator::new()
+        .run(&net, &mut w, &params, &stim(&[(0, 0.0), (1, 6.0)]), &spec)
+        .unwrap();
+    let times: Vec<f64> = rec.snapshots.iter().map(|s| s.time_ms).collect();
+    assert_eq!(times, vec![1.0, 6.5, 7.0]);
+    assert_eq!(rec.snapshots[0].weights, vec![0.1]);
+    assert_eq!(rec.snapshots[1].weights, vec![0.1]);
+    // The post activation at exactly 7.0 is included in the 7.0 snapshot.
+    assert_eq!(rec.snapshots[2].weights, vec![w[0]]);
+    assert!(w[0] > 0.1);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let net = pair_network(0.1);
+    let p = RunParams {
+        duration_ms: 10.0,
+        stdp: None,
+    };
+    let spec = RecordSpec::default();
+    let e = simulate(&net, &p, &stim(&[(9, 0.0)]), &spec).unwrap_err();
+    assert!(e.to_string().contains("node 9"));
+    let e = simulate(&net, &p, &stim(&[(0, f64::NAN)]), &spec).unwrap_err();
+    assert!(e.to_string().contains("time_ms"));
+    let e = simulate(
+        &net,
+        &RunParams {
+            duration_ms: -1.0,
+            stdp: None,
+        },
+        &[],
+        &spec,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("duration_ms"));
+    let mut w = vec![0.0; 1];
+    assert!(Simulator::new().run(&net, &mut w, &p, &[], &spec).is_err());
+}
+
+pub(crate) fn test_network(n_rec: usize, seed: u64) -> Network {
+    let np = NodeParamsSpec {
+        refractory_period_ms: Distribution::Uniform { min: 1.0, max: 4.0 },
+        threshold: Distribution::Uniform { min: 1.0, max: 2.5 },
+        summation_tau_ms: Distribution::Constant(10.0),
+    };
+    let spec = TwoPopulationSpec {
+        input_rows: 6,
+        input_cols: 6,
+        input_pitch_um: 20.0,
+        n_recurrent: n_rec,
+        recurrent_box_min_um: [0.0, 0.0, 30.0],
+        recurrent_box_max_um: [200.0, 200.0, 230.0],
+        connection_probability: [[0.0, 0.6], [0.0, 0.5]],
+        tortuosity_min: 1.0,
+        tortuosity_max: 1.3,
+        velocity_um_per_ms: Distribution::Uniform {
+            min: 20.0,
+            max: 200.0,
+        },
+        input_nodes: np,
+        recurrent_nodes: np,
+        input_weights: WeightSpec {
+            excitatory_fraction: 0.7,
+            excitatory: (0.0, 1.0),
+            inhibitory: (-1.0, 0.0),
+            scale: 1.0,
+        },
+        recurrent_weights: WeightSpec {
+            excitatory_fraction: 0.7,
+            excitatory: (0.0, 1.0),
+            inhibitory: (-2.0, 0.0),
+            scale: 0.8,
+        },
+    };
+    let mut net = build_two_population(&spec, seed).unwrap();
+    net.set_plastic_classes(&[
+        crate::network::EdgeClass::RecurrentToRecurrent,
+        crate::network::EdgeClass::InputToRecurrent,
+    ]);
+    net
+}
+
+pub(crate) fn test_stimulus(n_in: u32, seed: u64) -> Vec<ExternalActivation> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut s = Vec::new();
+    for node in 0..n_in {
+        if rng.gen::<f64>() < 0.5 {
+            let period = 3.0 + 10.0 * rng.gen::<f64>();
+            let mut t = rng.gen::<f64>() * period;
+            while t < 100.0 {
+                s.push(ExternalActivation { node, time_ms: t });
+                t += period;
+            }
+        }
+    }
+    s
+}
+
+/// The obvious implementation: one global binary heap of (time, target, edge),
+/// same model. The engine must agree with it bit for bit.
+fn reference_simulation(
+    net: &Network,
+    p: &StdpParams,
+    s: &[ExternalActivation],
+    dur: f64,
+) -> (Vec<(u32, f64)>, Vec<f32>) {
+    #[derive(PartialEq, PartialOrd)]
+    struct Ev(f64, u32, u32);
+    impl Eq for Ev {}
+    impl Ord for Ev {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.partial_cmp(o).unwrap()
+        }
+    }
+    let n = net.n_nodes();
+    let mut heap = BinaryHeap::new();
+    for a in s {
+        heap.push(Reverse(Ev(a.time_ms, a.node, u32::MAX)));
+    }
+    let mut w = net.edge_weight.clone();
+    let mut u = vec![0.0f64; n];
+    let mut tu = vec![0.0f64; n];
+    let mut last = vec![f64::NEG_INFINITY; n];
+    let mut y = vec![0.0f64; n];
+    let mut ty = vec![0.0f64; n];
+    let mut x = vec![0.0f64; net.n_edges()];
+    let mut tx = vec![0.0f64; net.n_edges()];
+    let mut acts = Vec::new();
+    while let Some(Reverse(Ev(t, j, e))) = heap.pop() {
+        if t > dur {
+            break;
+        }
+        let j = j as usize;
+        let refr = t - last[j] < net.refractory_period_ms[j];
+        if e == u32::MAX {
+            if refr {
+                continue;
+            }
+        } else {
+            let e = e as usize;
+            let wv = w[e] as f64;
+            if net.edge_plastic[e] {
+                let yv = y[j] * (-(t - ty[j]) / p.tau_minus_ms).exp();
+                if yv > 0.0 {
+                    w[e] = (wv - p.a_minus * yv).clamp(p.w_min, p.w_max) as f32;
+                }
+                x[e] = x[e] * (-(t - tx[e]) / p.tau_plus_ms).exp() + 1.0;
+                tx[e] = t;
+            }
+            if refr {
+                continue;
+            }
+            let uv = if u[j] == 0.0 {
+                wv
+            } else {
+                u[j] * (-(t - tu[j]) / net.summation_tau_ms[j]).exp() + wv
+            };
+            tu[j] = t;
+            if uv < net.threshold[j] {
+                u[j] = uv;
+                continue;
+            }
+        }
+        u[j] = 0.0;
+        tu[j] = t;
+        last[j] = t;
+        acts.push((j as u32, t));
+        for e in 0..net.n_edges() {
+            if net.edge_plastic[e] && net.edge_target[e] as usize == j && x[e] > 0.0 {
+                let xv = x[e] * (-(t - tx[e]) / p.tau_plus_ms).exp();
+                w[e] = (w[e] as f64 + p.a_plus * xv).clamp(p.w_min, p.w_max) as f32;
+            }
+        }
+        y[j] = y[j] * (-(t - ty[j]) / p.tau_minus_ms).exp() + 1.0;
+        ty[j] = t;
+        for e in net.out_edges(j as u32) {
+            heap.push(Reverse(Ev(
+                t + net.edge_latency_ms[e],
+                net.edge_target[e],
+                e as u32,
+            )));
+        }
+    }
+    (acts, w)
+}
+
+#[test]
+fn engine_matches_naive_reference_implementation() {
+    // Exponentials: the reference writes exp(-(dt)/tau), the engine
+    // exp((t0 - t) * (1/tau)); they can differ in the last bit, so the reference
+    // uses tau = 1 / power of two where the two forms are identical.
+    let mut net = test_network(40, 11);
+    for t in net.summation_tau_ms.iter_mut() {
+        *t = 8.0;
+    }
+    let p = StdpParams {
+        a_plus: 0.02,
+        a_minus: 0.04,
+        tau_plus_ms: 16.0,
+        tau_minus_ms: 32.0,
+        w_min: -1.0,
+        w_max: 1.0,
+        lost_arrivals_count: true,
+    };
+    let s = test_stimulus(36, 5);
+    let (ref_acts, ref_w) = reference_simulation(&net, &p, &s, 100.0);
+    let (rec, w) = run(&net, Some(p), &s, 100.0);
+    let acts: Vec<(u32, f64)> = rec
+        .activations
+        .iter()
+        .map(|a| (a.node, a.time_ms))
+        .collect();
+    assert!(
+        acts.len() > 500,
+        "network too quiet for a meaningful test: {}",
+        acts.len()
+    );
+    assert_eq!(acts, ref_acts);
+    assert_eq!(w, ref_w);
+}
+
+#[test]
+fn same_seed_same_bits_at_one_and_two_threads() {
+    use rayon::prelude::*;
+    let net = test_network(40, 3);
+    let p = RunParams {
+        duration_ms: 100.0,
+        stdp: Some(stdp(0.02, 0.04, -1.0, 1.0)),
+    };
+    let spec = RecordSpec {
+        activations: true,
+        node_counts: true,
+        activity_bin_ms: Some(25.0),
+        weight_snapshots_ms: vec![50.0, 100.0],
+        snapshot_edges: net.plastic_edges(),
+    };
+    let stimuli: Vec<_> = (0..8).map(|i| test_stimulus(36, i)).collect();
+    let go = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                stimuli
+                    .par_iter()
+                    .map_init(Simulator::new, |sim, s| {
+                        let mut w = net.edge_weight.clone();
+                        (sim.run(&net, &mut w, &p, s, &spec).unwrap(), w)
+                    })
+                    .collect::<Vec<_>>()
+            })
+    };
+    let alone: Vec<_> = stimuli
+        .iter()
+        .map(|s| {
+            let mut w = net.edge_weight.clone();
+            (Simulator::new().run(&net, &mut w, &p, s, &spec).unwrap(), w)
+        })
+        .collect();
+    assert!(alone[0].0.totals.activations > 100);
+    assert_eq!(go(1), alone);
+    assert_eq!(go(2), alone);
+}
