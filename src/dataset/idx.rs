@@ -167,7 +167,12 @@ pub(crate) fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8
 }
 
 /// Writes an IDX file of unsigned bytes with the given dimensions.
-pub(crate) fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result<(), DatasetError> {
+pub(crate) fn write_idx(
+    path: &Path,
+    dims: &[usize],
+    data: &[u8],
+    gzip: bool,
+) -> Result<(), DatasetError> {
     let mut header = Vec::with_capacity(4 + 4 * dims.len());
     header.extend_from_slice(&[0, 0, TYPE_U8, dims.len() as u8]);
     for &d in dims {

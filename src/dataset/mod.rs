@@ -233,7 +233,9 @@ impl ImageSet {
 /// Paths of the built-in dataset's images and labels files, under the crate's
 /// source directory (`CARGO_MANIFEST_DIR/data/mnist-10k/`).
 pub fn builtin_paths() -> (PathBuf, PathBuf) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("mnist-10k");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("mnist-10k");
     (
         dir.join("images-idx3-ubyte.gz"),
         dir.join("labels-idx1-ubyte.gz"),
@@ -249,13 +251,14 @@ pub fn write_idx_images(
     pixels: &[u8],
     gzip: bool,
 ) -> Result<(), DatasetError> {
-    let per_image = rows.checked_mul(cols).filter(|&p| p > 0).ok_or_else(|| {
-        DatasetError::InvalidWrite {
-            path: path.to_path_buf(),
-            reason: format!("image size {rows} x {cols} is empty or too large"),
-        }
-    })?;
-    if pixels.len() % per_image != 0 {
+    let per_image =
+        rows.checked_mul(cols)
+            .filter(|&p| p > 0)
+            .ok_or_else(|| DatasetError::InvalidWrite {
+                path: path.to_path_buf(),
+                reason: format!("image size {rows} x {cols} is empty or too large"),
+            })?;
+    if !pixels.len().is_multiple_of(per_image) {
         return Err(DatasetError::InvalidWrite {
             path: path.to_path_buf(),
             reason: format!(

@@ -45,7 +45,10 @@ fn image_header(n: u32, rows: u32, cols: u32) -> Vec<u8> {
 /// Asserts that the error message names the file and contains `what`.
 fn assert_err_mentions(err: DatasetError, name: &str, what: &str) {
     let msg = err.to_string();
-    assert!(msg.contains(name), "message {msg:?} lacks file name {name:?}");
+    assert!(
+        msg.contains(name),
+        "message {msg:?} lacks file name {name:?}"
+    );
     assert!(msg.contains(what), "message {msg:?} lacks {what:?}");
 }
 
@@ -122,7 +125,11 @@ fn bad_magic() {
     bytes.push(0);
     bytes[0] = 0x12;
     let p = put(dir.path(), "badmagic.idx", &bytes);
-    assert_err_mentions(read_idx_images(&p).unwrap_err(), "badmagic.idx", "bad magic");
+    assert_err_mentions(
+        read_idx_images(&p).unwrap_err(),
+        "badmagic.idx",
+        "bad magic",
+    );
     // A labels file handed over as images is also a bad magic number.
     let l = dir.path().join("labels-as-images.idx");
     write_idx_labels(&l, &[1, 2, 3], false).unwrap();
@@ -147,7 +154,7 @@ fn wrong_type_byte() {
 fn truncated_pixels() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = image_header(10, 28, 28);
-    bytes.extend(std::iter::repeat(7).take(7000));
+    bytes.extend(std::iter::repeat_n(7, 7000));
     let p = put(dir.path(), "short.gz", &gz(&bytes));
     let err = read_idx_images(&p).unwrap_err();
     assert_eq!(
@@ -193,7 +200,10 @@ fn truncated_header() {
         let name = format!("header{len}.idx");
         let p = put(dir.path(), &name, &header[..len]);
         let err = read_idx_images(&p).unwrap_err();
-        assert!(matches!(err, DatasetError::TruncatedHeader { needed: 16, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::TruncatedHeader { needed: 16, .. }
+        ));
         assert_err_mentions(err, &name, "truncated IDX header");
     }
 }
@@ -225,7 +235,10 @@ fn count_mismatch() {
         }
     ));
     let msg = err.to_string();
-    assert!(msg.contains("img-idx3-ubyte.gz") && msg.contains("six-labels.gz"), "{msg}");
+    assert!(
+        msg.contains("img-idx3-ubyte.gz") && msg.contains("six-labels.gz"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -286,7 +299,10 @@ fn stratified_subset_small_class_and_edges() {
         counts[labels[i] as usize] += 1;
     }
     assert_eq!(counts, [4, 2, 4]);
-    assert_eq!(stratified_subset_indices(&labels, 99, 3), (0..14).collect::<Vec<_>>());
+    assert_eq!(
+        stratified_subset_indices(&labels, 99, 3),
+        (0..14).collect::<Vec<_>>()
+    );
     assert!(stratified_subset_indices(&labels, 0, 3).is_empty());
     assert!(stratified_subset_indices(&[], 5, 3).is_empty());
 }
