@@ -1,1 +1,628 @@
-//! config (stub)
+//! config: experiments as data. A TOML file deserializes into the raw structs
+//! here (units in the key names, unknown keys rejected); [`RawConfig::check`]
+//! validates every field and turns it into an [`ExperimentConfig`] of checked
+//! parameters, the only thing the rest of the pipeline accepts. Errors name the
+//! file, the field and the bad value.
+
+mod raw;
+
+pub use raw::*;
+
+use crate::eval::{KnnParams, LinearParams, Metric, Weighting};
+use crate::network::{
+    Distribution, EdgeClass, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
+    TwoPopulationSpec, WeightSpec,
+};
+use crate::sim::{RunParams, StdpParams};
+use crate::stimulus::{StimulusParams, TrainKind};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {field} = {value}: {why}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        value: String,
+        why: String,
+    },
+}
+
+/// How the network is built.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetworkPlan {
+    TwoPopulation(TwoPopulationSpec),
+    EdgeList {
+        nodes: Vec<NodeSpec>,
+        edges: Vec<EdgeSpec>,
+    },
+}
+
+/// Which weights form the `weights` embedding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingParams {
+    pub kind: EmbeddingKind,
+    pub snapshot_times_ms: Vec<f64>,
+    pub weight_edges: Vec<EdgeClass>,
+    pub activity_bin_ms: f64,
+    pub trajectory: bool,
+    pub normalize: Normalize,
+    pub paths: PathsParams,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathsParams {
+    pub method: PathsMethod,
+    pub window_ms: f64,
+    pub dim: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalParams {
+    pub knn: KnnParams,
+    pub n_reference: Option<usize>,
+    pub n_query: Option<usize>,
+    pub repeats: usize,
+    pub split_seed: u64,
+    pub linear: Vec<LinearParams>,
+}
+
+/// A checked experiment: everything the runner needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExperimentConfig {
+    pub experiment: String,
+    pub seed: u64,
+    pub network: NetworkPlan,
+    pub plastic_edges: Vec<EdgeClass>,
+    pub run: RunParams,
+    pub stimulus: StimulusParams,
+    pub embedding: EmbeddingParams,
+    pub evaluation: EvalParams,
+    /// SHA-256 of the config text (after any command-line overrides are applied
+    /// to the parsed values, the hash is of the canonical re-serialisation).
+    pub hash: String,
+    pub raw: RawConfig,
+}
+
+impl ExperimentConfig {
+    pub fn n_recurrent(&self) -> usize {
+        match &self.network {
+            NetworkPlan::TwoPopulation(s) => s.n_recurrent,
+            NetworkPlan::EdgeList { nodes, .. } => nodes
+                .iter()
+                .filter(|n| n.population == Population::Recurrent)
+                .count(),
+        }
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<ExperimentConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)?.check(path)
+}
+
+/// Parses TOML text into the raw config (`path` is only for messages).
+pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn bad(&self, field: &str, value: impl std::fmt::Display, why: &str) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            field: field.to_string(),
+            value: value.to_string(),
+            why: why.to_string(),
+        }
+    }
+    fn positive(&self, field: &str, v: f64) -> Result<f64, ConfigError> {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.bad(field, v, "must be a finite number > 0"))
+        }
+    }
+    fn non_negative(&self, field: &str, v: f64) -> Result<f64, ConfigError> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(self.bad(field, v, "must be a finite number >= 0"))
+        }
+    }
+    fn finite(&self, field: &str, v: f64) -> Result<f64, ConfigError> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.bad(field, v, "must be finite"))
+        }
+    }
+    fn probability(&self, field: &str, v: f64) -> Result<f64, ConfigError> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.bad(field, v, "a probability must lie in [0, 1]"))
+        }
+    }
+    fn range(&self, field: &str, r: [f64; 2]) -> Result<(f64, f64), ConfigError> {
+        self.finite(field, r[0])?;
+        self.finite(field, r[1])?;
+        if r[0] > r[1] {
+            return Err(self.bad(field, format!("{r:?}"), "min > max"));
+        }
+        Ok((r[0], r[1]))
+    }
+    /// A distribution whose every value must satisfy `ok`.
+    fn dist(
+        &self,
+        field: &str,
+        d: &RawDistribution,
+        ok: fn(f64) -> bool,
+        why: &str,
+    ) -> Result<Distribution, ConfigError> {
+        let out = match *d {
+            RawDistribution::Constant(v) => Distribution::Constant(v),
+            RawDistribution::Uniform { min, max } => {
+                if min > max {
+                    return Err(self.bad(
+                        field,
+                        format!("{{ min = {min}, max = {max} }}"),
+                        "min > max",
+                    ));
+                }
+                Distribution::Uniform { min, max }
+            }
+        };
+        for v in [out.min(), out.max()] {
+            if !ok(v) {
+                return Err(self.bad(field, v, why));
+            }
+        }
+        Ok(out)
+    }
+    fn node_params(&self, prefix: &str, n: &RawNodeParams) -> Result<NodeParamsSpec, ConfigError> {
+        Ok(NodeParamsSpec {
+            refractory_period_ms: self.dist(
+                &format!("{prefix}.refractory_period_ms"),
+                &n.refractory_period_ms,
+                |v| v.is_finite() && v >= 0.0,
+                "must be finite and >= 0",
+            )?,
+            threshold: self.dist(
+                &format!("{prefix}.threshold"),
+                &n.threshold,
+                |v| v.is_finite() && v > 0.0,
+                "a threshold must be > 0",
+            )?,
+            summation_tau_ms: self.dist(
+                &format!("{prefix}.summation_tau_ms"),
+                &n.summation_tau_ms,
+                |v| v.is_finite() && v > 0.0,
+                "a decay time constant must be > 0",
+            )?,
+        })
+    }
+    fn weights(
+        &self,
+        prefix: &str,
+        w: &RawWeights,
+        n_recurrent: usize,
+    ) -> Result<WeightSpec, ConfigError> {
+        let excitatory = self.range(&format!("{prefix}.excitatory"), w.excitatory)?;
+        let inhibitory = self.range(&format!("{prefix}.inhibitory"), w.inhibitory)?;
+        if excitatory.0 < 0.0 {
+            return Err(self.bad(
+                &format!("{prefix}.excitatory"),
+                format!("{:?}", w.excitatory),
+                "excitatory weights must be >= 0",
+            ));
+        }
+        if inhibitory.1 > 0.0 {
+            return Err(self.bad(
+                &format!("{prefix}.inhibitory"),
+                format!("{:?}", w.inhibitory),
+                "inhibitory weights must be <= 0",
+            ));
+        }
+        Ok(WeightSpec {
+            excitatory_fraction: self.probability(
+                &format!("{prefix}.excitatory_fraction"),
+                w.excitatory_fraction,
+            )?,
+            excitatory,
+            inhibitory,
+            scale: self.finite(&format!("{prefix}.scale"), w.scale)?
+                * match w.scale_reference_n {
+                    Some(n0) => (self.positive(&format!("{prefix}.scale_reference_n"), n0)?
+                        / n_recurrent.max(1) as f64)
+                        .sqrt(),
+                    None => 1.0,
+                },
+        })
+    }
+}
+
+impl RawConfig {
+    /// Validates every field; `path` names the file in messages.
+    pub fn check(self, path: &Path) -> Result<ExperimentConfig, ConfigError> {
+        let c = Checker { path };
+        let net = &self.network;
+        let network = match net.builder {
+            Builder::Layered | Builder::Sbm => {
+                let p = match net.builder {
+                    Builder::Layered => {
+                        if net.connection_probability.is_some() {
+                            return Err(c.bad("network.connection_probability", "(set)", "is for builder = \"sbm\"; the layered builder uses recurrent_connection_probability"));
+                        }
+                        let p_rr = c.probability(
+                            "network.recurrent_connection_probability",
+                            net.recurrent_connection_probability.unwrap_or(0.0),
+                        )?;
+                        [[0.0, 1.0], [0.0, p_rr]]
+                    }
+                    _ => {
+                        if net.recurrent_connection_probability.is_some() {
+                            return Err(c.bad(
+                                "network.recurrent_connection_probability",
+                                "(set)",
+                                "is for builder = \"layered\"; the SBM uses connection_probability",
+                            ));
+                        }
+                        let p = net.connection_probability.ok_or_else(|| {
+                            c.bad("network.connection_probability", "(missing)", "the SBM builder needs a 2x2 matrix [[in->in, in->rec], [rec->in, rec->rec]]")
+                        })?;
+                        for (a, row) in p.iter().enumerate() {
+                            for (b, &v) in row.iter().enumerate() {
+                                c.probability(
+                                    &format!("network.connection_probability[{a}][{b}]"),
+                                    v,
+                                )?;
+                            }
+                        }
+                        p
+                    }
+                };
+                if net.input_rows == 0 || net.input_cols == 0 {
+                    return Err(c.bad(
+                        "network.input_rows/input_cols",
+                        format!("{} x {}", net.input_rows, net.input_cols),
+                        "the input grid needs at least one node",
+                    ));
+                }
+                let tort = c.range("network.tortuosity", net.tortuosity)?;
+                if tort.0 < 1.0 {
+                    return Err(c.bad(
+                        "network.tortuosity",
+                        format!("{:?}", net.tortuosity),
+                        "a path is never shorter than the straight line: tortuosity must be >= 1",
+                    ));
+                }
+                for k in 0..3 {
+                    c.finite("network.recurrent_box_min_um", net.recurrent_box_min_um[k])?;
+                    c.finite("network.recurrent_box_max_um", net.recurrent_box_max_um[k])?;
+                    if net.recurrent_box_min_um[k] > net.recurrent_box_max_um[k] {
+                        return Err(c.bad(
+                            "network.recurrent_box_min_um",
+                            format!("{:?}", net.recurrent_box_min_um),
+                            "exceeds recurrent_box_max_um",
+                        ));
+                    }
+                }
+                if net.recurrent_box_min_um[2] <= 0.0 {
+                    return Err(c.bad("network.recurrent_box_min_um", format!("{:?}", net.recurrent_box_min_um), "the input grid lies in z = 0: the recurrent box must start at z > 0 so every edge has a positive length"));
+                }
+                let velocity = c.dist(
+                    "network.velocity_um_per_ms",
+                    &net.velocity_um_per_ms,
+                    |v| v.is_finite() && v > 0.0,
+                    "a conduction velocity must be > 0",
+                )?;
+                NetworkPlan::TwoPopulation(TwoPopulationSpec {
+                    input_rows: net.input_rows,
+                    input_cols: net.input_cols,
+                    input_pitch_um: c.positive("network.input_pitch_um", net.input_pitch_um)?,
+                    n_recurrent: net.n_recurrent,
+                    recurrent_box_min_um: net.recurrent_box_min_um,
+                    recurrent_box_max_um: net.recurrent_box_max_um,
+                    connection_probability: p,
+                    tortuosity_min: tort.0,
+                    tortuosity_max: tort.1,
+                    velocity_um_per_ms: velocity,
+                    input_nodes: c.node_params("network.input_nodes", &net.input_nodes)?,
+                    recurrent_nodes: c
+                        .node_params("network.recurrent_nodes", &net.recurrent_nodes)?,
+                    input_weights: c.weights(
+                        "network.input_weights",
+                        &net.input_weights,
+                        net.n_recurrent,
+                    )?,
+                    recurrent_weights: c.weights(
+                        "network.recurrent_weights",
+                        &net.recurrent_weights,
+                        net.n_recurrent,
+                    )?,
+                })
+            }
+            Builder::EdgeList => {
+                let mut nodes = Vec::new();
+                for (i, n) in net.nodes.iter().enumerate() {
+                    let f = |k: &str| format!("network.nodes[{i}].{k}");
+                    nodes.push(NodeSpec {
+                        position_um: n.position_um,
+                        population: n.population,
+                        params: NodeParams {
+                            refractory_period_ms: c
+                                .non_negative(&f("refractory_period_ms"), n.refractory_period_ms)?,
+                            threshold: c.positive(&f("threshold"), n.threshold)?,
+                            summation_tau_ms: c
+                                .positive(&f("summation_tau_ms"), n.summation_tau_ms)?,
+                        },
+                    });
+                }
+                let mut edges = Vec::new();
+                for (i, e) in net.edges.iter().enumerate() {
+                    let f = |k: &str| format!("network.edges[{i}].{k}");
+                    for (k, v) in [("source", e.source), ("target", e.target)] {
+                        if v as usize >= nodes.len() {
+                            return Err(c.bad(
+                                &f(k),
+                                v,
+                                &format!("there are {} nodes", nodes.len()),
+                            ));
+                        }
+                    }
+                    let length = match e.length_um {
+                        Some(l) => c.positive(&f("length_um"), l)?,
+                        None => {
+                            let (a, b) = (
+                                nodes[e.source as usize].position_um,
+                                nodes[e.target as usize].position_um,
+                            );
+                            let d = ((a[0] - b[0]).powi(2)
+                                + (a[1] - b[1]).powi(2)
+                                + (a[2] - b[2]).powi(2))
+                            .sqrt();
+                            c.positive(&format!("{} (from positions)", f("length_um")), d)?
+                        }
+                    };
+                    edges.push(EdgeSpec {
+                        source: e.source,
+                        target: e.target,
+                        length_um: length,
+                        velocity_um_per_ms: c
+                            .positive(&f("velocity_um_per_ms"), e.velocity_um_per_ms)?,
+                        weight: c.finite(&f("weight"), e.weight)?,
+                        plastic: false,
+                    });
+                }
+                NetworkPlan::EdgeList { nodes, edges }
+            }
+        };
+
+        let s = &self.stdp;
+        let plastic_edges = if s.enabled {
+            s.plastic_edges.classes()
+        } else {
+            Vec::new()
+        };
+        let stdp = if s.enabled {
+            if s.w_min > s.w_max {
+                return Err(c.bad(
+                    "stdp.w_min",
+                    s.w_min,
+                    &format!("w_min > w_max = {}", s.w_max),
+                ));
+            }
+            Some(StdpParams {
+                a_plus: c.non_negative("stdp.a_plus", s.a_plus)?,
+                a_minus: c.non_negative("stdp.a_minus", s.a_minus)?,
+                tau_plus_ms: c.positive("stdp.tau_plus_ms", s.tau_plus_ms)?,
+                tau_minus_ms: c.positive("stdp.tau_minus_ms", s.tau_minus_ms)?,
+                w_min: c.finite("stdp.w_min", s.w_min)?,
+                w_max: c.finite("stdp.w_max", s.w_max)?,
+                lost_arrivals_count: s.lost_arrivals_count,
+            })
+        } else {
+            None
+        };
+        let duration = c.positive("simulation.duration_ms", self.simulation.duration_ms)?;
+
+        let st = &self.stimulus;
+        let input_r = match &network {
+            NetworkPlan::TwoPopulation(spec) => spec.input_nodes.refractory_period_ms.min(),
+            NetworkPlan::EdgeList { .. } => 0.0,
+        };
+        let stimulus = StimulusParams {
+            intensity_threshold: c
+                .probability("stimulus.intensity_threshold", st.intensity_threshold)?,
+            duration_ms: c.positive("stimulus.duration_ms", st.duration_ms.unwrap_or(duration))?,
+            max_rate_hz: c.positive("stimulus.max_rate_hz", st.max_rate_hz)?,
+            train: st.train,
+            input_refractory_period_ms: input_r,
+        };
+
+        let em = &self.embedding;
+        let mut snaps = em.snapshot_times_ms.clone();
+        for &t in &snaps {
+            c.positive("embedding.snapshot_times_ms", t)?;
+            if t > duration {
+                return Err(c.bad(
+                    "embedding.snapshot_times_ms",
+                    t,
+                    &format!("is after the end of the run (simulation.duration_ms = {duration})"),
+                ));
+            }
+        }
+        snaps.sort_by(f64::total_cmp);
+        snaps.dedup();
+        if em.kind == EmbeddingKind::Weights {
+            if snaps.is_empty() {
+                return Err(c.bad(
+                    "embedding.snapshot_times_ms",
+                    "[]",
+                    "the weights embedding needs at least one snapshot time",
+                ));
+            }
+            if !s.enabled {
+                return Err(c.bad("embedding.kind", "\"weights\"", "weight changes need plasticity: set stdp.enabled = true (or use kind = \"activity\")"));
+            }
+        }
+        let weight_edges = em.weight_edges.classes();
+        if em.kind == EmbeddingKind::Weights
+            && !weight_edges.iter().any(|e| plastic_edges.contains(e))
+        {
+            return Err(c.bad(
+                "embedding.weight_edges",
+                format!("{:?}", em.weight_edges),
+                "none of these edges is plastic (stdp.plastic_edges)",
+            ));
+        }
+        let embedding = EmbeddingParams {
+            kind: em.kind,
+            snapshot_times_ms: snaps,
+            weight_edges,
+            activity_bin_ms: c.positive("embedding.activity_bin_ms", em.activity_bin_ms)?,
+            trajectory: em.trajectory,
+            normalize: em.normalize,
+            paths: PathsParams {
+                method: em.paths_method,
+                window_ms: c.positive("embedding.paths_window_ms", em.paths_window_ms)?,
+                dim: if em.paths_dim == 0 {
+                    return Err(c.bad("embedding.paths_dim", 0, "must be >= 1"));
+                } else {
+                    em.paths_dim
+                },
+            },
+        };
+
+        let ev = &self.evaluation;
+        if ev.k == 0 {
+            return Err(c.bad("evaluation.k", 0, "k must be >= 1"));
+        }
+        if ev.repeats == 0 {
+            return Err(c.bad("evaluation.repeats", 0, "must be >= 1"));
+        }
+        let mut linear = Vec::new();
+        for kind in &ev.linear {
+            let mut p = match kind {
+                LinearName::Ridge => LinearParams::ridge(),
+                LinearName::Svm => LinearParams::svm(),
+            };
+            if let Some(l) = &ev.lambdas {
+                if l.is_empty() {
+                    return Err(c.bad(
+                        "evaluation.lambdas",
+                        "[]",
+                        "a linear readout needs at least one regularisation strength",
+                    ));
+                }
+                for &v in l {
+                    c.positive("evaluation.lambdas", v)?;
+                }
+                p.lambdas = l.clone();
+            }
+            if ev.cv_folds < 2 {
+                return Err(c.bad(
+                    "evaluation.cv_folds",
+                    ev.cv_folds,
+                    "cross-validation needs at least 2 folds",
+                ));
+            }
+            p.cv_folds = ev.cv_folds;
+            p.standardize = ev.standardize;
+            linear.push(p);
+        }
+        let evaluation = EvalParams {
+            knn: KnnParams {
+                k: ev.k,
+                metric: ev.metric,
+                weighting: ev.weighting,
+            },
+            n_reference: ev.n_reference,
+            n_query: ev.n_query,
+            repeats: ev.repeats,
+            split_seed: ev.split_seed,
+            linear,
+        };
+        let canonical = toml::to_string(&self)
+            .map_err(|e| c.bad("(config)", "", &format!("cannot re-serialise: {e}")))?;
+        let hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
+        Ok(ExperimentConfig {
+            experiment: self.experiment.clone(),
+            seed: self.seed,
+            network,
+            plastic_edges,
+            run: RunParams {
+                duration_ms: duration,
+                stdp,
+            },
+            stimulus,
+            embedding,
+            evaluation,
+            hash,
+            raw: self,
+        })
+    }
+}
+
+/// Metric/weighting names as written in configs and reports.
+pub fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Euclidean => "euclidean",
+        Metric::Cosine => "cosine",
+    }
+}
+
+pub fn weighting_name(w: Weighting) -> &'static str {
+    match w {
+        Weighting::Majority => "majority",
+        Weighting::InverseDistance => "inverse_distance",
+    }
+}
+
+pub fn train_name(t: TrainKind) -> &'static str {
+    match t {
+        TrainKind::Regular => "regular",
+        TrainKind::Poisson => "poisson",
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+impl NetworkPlan {
+    /// Builds the network with `seed` and marks `plastic` edge classes plastic.
+    pub fn build(
+        &self,
+        seed: u64,
+        plastic: &[EdgeClass],
+    ) -> Result<crate::network::Network, crate::network::NetworkError> {
+        let mut net = match self {
+            NetworkPlan::TwoPopulation(spec) => crate::network::build_two_population(spec, seed)?,
+            NetworkPlan::EdgeList { nodes, edges } => {
+                crate::network::Network::from_edges(nodes, edges)?
+            }
+        };
+        net.set_plastic_classes(plastic);
+        Ok(net)
+    }
+}

@@ -1,0 +1,235 @@
+use super::*;
+
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs")
+        .join(name)
+}
+
+fn base() -> String {
+    std::fs::read_to_string(shipped("weights.toml")).unwrap()
+}
+
+/// Checks `text` and returns the error message.
+fn error_of(text: &str) -> String {
+    match parse(text, Path::new("test.toml")).and_then(|r| r.check(Path::new("test.toml"))) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn replaced(from: &str, to: &str) -> String {
+    let b = base();
+    assert!(b.contains(from), "base config lacks {from:?}");
+    b.replacen(from, to, 1)
+}
+
+#[test]
+fn shipped_configs_check() {
+    for entry in std::fs::read_dir(shipped("")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.experiment.is_empty());
+            assert_eq!(cfg.hash.len(), 64);
+        }
+    }
+    let cfg = load(&shipped("weights.toml")).unwrap();
+    assert_eq!(cfg.n_recurrent(), 200);
+    match &cfg.network {
+        NetworkPlan::TwoPopulation(s) => {
+            assert_eq!(s.connection_probability, [[0.0, 1.0], [0.0, 1.0]]);
+            assert!(
+                (s.recurrent_weights.scale - 0.5).abs() < 1e-12,
+                "sqrt(50/200)"
+            );
+            assert_eq!(s.input_weights.scale, 1.0);
+        }
+        _ => panic!("layered expected"),
+    }
+    assert_eq!(cfg.stimulus.input_refractory_period_ms, 5.0);
+    assert_eq!(cfg.stimulus.duration_ms, 600.0);
+}
+
+#[test]
+fn hash_depends_on_content() {
+    let a = parse(&base(), Path::new("a"))
+        .unwrap()
+        .check(Path::new("a"))
+        .unwrap();
+    let b = parse(&replaced("seed = 1", "seed = 2"), Path::new("a"))
+        .unwrap()
+        .check(Path::new("a"))
+        .unwrap();
+    let a2 = parse(&format!("# a comment\n{}", base()), Path::new("a"))
+        .unwrap()
+        .check(Path::new("a"))
+        .unwrap();
+    assert_ne!(a.hash, b.hash);
+    assert_eq!(a.hash, a2.hash, "comments do not change the hash");
+}
+
+#[test]
+fn each_bad_value_names_its_field() {
+    let cases = [
+        (
+            "velocity_um_per_ms = 100.0",
+            "velocity_um_per_ms = -100.0",
+            "network.velocity_um_per_ms = -100",
+        ),
+        (
+            "velocity_um_per_ms = 100.0",
+            "velocity_um_per_ms = { min = 0.0, max = 10.0 }",
+            "network.velocity_um_per_ms = 0",
+        ),
+        (
+            "threshold = 5.0",
+            "threshold = 0.0",
+            "network.recurrent_nodes.threshold = 0",
+        ),
+        (
+            "threshold = 5.0",
+            "threshold = -2.0",
+            "network.recurrent_nodes.threshold = -2",
+        ),
+        (
+            "recurrent_connection_probability = 1.0",
+            "recurrent_connection_probability = 1.5",
+            "network.recurrent_connection_probability = 1.5",
+        ),
+        (
+            "excitatory_fraction = 0.7",
+            "excitatory_fraction = -0.1",
+            "network.input_weights.excitatory_fraction = -0.1",
+        ),
+        ("w_min = -1.0", "w_min = 2.0", "stdp.w_min = 2"),
+        (
+            "refractory_period_ms = 5.0",
+            "refractory_period_ms = -1.0",
+            "network.input_nodes.refractory_period_ms = -1",
+        ),
+        (
+            "summation_tau_ms = 10.0",
+            "summation_tau_ms = 0.0",
+            "network.recurrent_nodes.summation_tau_ms = 0",
+        ),
+        (
+            "tortuosity = [1.0, 1.3]",
+            "tortuosity = [0.9, 1.3]",
+            "network.tortuosity",
+        ),
+        (
+            "duration_ms = 600.0",
+            "duration_ms = 200.0",
+            "embedding.snapshot_times_ms = 300",
+        ),
+        ("k = 5", "k = 0", "evaluation.k = 0"),
+        (
+            "tau_plus_ms = 20.0",
+            "tau_plus_ms = -20.0",
+            "stdp.tau_plus_ms = -20",
+        ),
+        (
+            "max_rate_hz = 100.0",
+            "max_rate_hz = 0.0",
+            "stimulus.max_rate_hz = 0",
+        ),
+        (
+            "recurrent_box_min_um = [0.0, 0.0, 50.0]",
+            "recurrent_box_min_um = [0.0, 0.0, 0.0]",
+            "network.recurrent_box_min_um",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        let msg = error_of(&replaced(from, to));
+        assert!(msg.starts_with("test.toml: "), "{msg}");
+        assert!(
+            msg.contains(expect),
+            "{to}: got {msg:?}, expected it to contain {expect:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_types_are_rejected() {
+    let msg = error_of(&replaced(
+        "n_recurrent = 200",
+        "n_recurrent = 200\nn_recurrant = 3",
+    ));
+    assert!(
+        msg.contains("test.toml") && msg.contains("n_recurrant"),
+        "{msg}"
+    );
+    let msg = error_of(&replaced("[stdp]", "[stdp]\nlearning_rate = 0.1"));
+    assert!(msg.contains("learning_rate"), "{msg}");
+    let msg = error_of(&replaced("n_recurrent = 200", "n_recurrent = -5"));
+    assert!(msg.contains("n_recurrent"), "{msg}");
+    let msg = error_of(&replaced("train = \"regular\"", "train = \"bursty\""));
+    assert!(msg.contains("bursty"), "{msg}");
+    let msg = error_of("experiment = \"x\"\n");
+    assert!(msg.contains("network"), "{msg}");
+}
+
+#[test]
+fn layered_and_sbm_keys_do_not_mix() {
+    let msg = error_of(&replaced("builder = \"layered\"", "builder = \"sbm\""));
+    assert!(msg.contains("recurrent_connection_probability"), "{msg}");
+    let text = replaced("builder = \"layered\"", "builder = \"sbm\"").replace(
+        "recurrent_connection_probability = 1.0",
+        "connection_probability = [[0.0, 0.2], [0.0, 1.2]]",
+    );
+    let msg = error_of(&text);
+    assert!(
+        msg.contains("network.connection_probability[1][1] = 1.2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = load(Path::new("/no/such/config.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/no/such/config.toml"), "{e}");
+}
+
+#[test]
+fn edge_list_networks() {
+    let text = r#"
+experiment = "tiny"
+[network]
+builder = "edge_list"
+[[network.nodes]]
+position_um = [0.0, 0.0, 0.0]
+population = "input"
+[[network.nodes]]
+position_um = [30.0, 40.0, 0.0]
+threshold = 0.5
+[[network.edges]]
+source = 0
+target = 1
+velocity_um_per_ms = 10.0
+weight = 1.0
+[embedding]
+kind = "activity"
+"#;
+    let cfg = parse(text, Path::new("t"))
+        .unwrap()
+        .check(Path::new("t"))
+        .unwrap();
+    match cfg.network {
+        NetworkPlan::EdgeList { nodes, edges } => {
+            assert_eq!(nodes.len(), 2);
+            assert_eq!(
+                edges[0].length_um, 50.0,
+                "default length = straight distance"
+            );
+        }
+        _ => panic!(),
+    }
+    let bad = text.replace("target = 1", "target = 7");
+    let msg = error_of(&bad);
+    assert!(msg.contains("network.edges[0].target = 7"), "{msg}");
+    let bad = text.replace("velocity_um_per_ms = 10.0", "velocity_um_per_ms = -10.0");
+    assert!(error_of(&bad).contains("network.edges[0].velocity_um_per_ms = -10"));
+}
