@@ -10,6 +10,7 @@
 //! the seeded builders in [`builders`] (two-population layered / SBM).
 
 mod builders;
+pub mod export;
 
 pub use builders::{
     build_two_population, Distribution, NodeParamsSpec, Population, TwoPopulationSpec, WeightSpec,

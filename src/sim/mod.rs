@@ -131,6 +131,8 @@ pub struct Simulator {
     pre_trace: Vec<f64>,
     pre_trace_time: Vec<f64>,
     inv_summation_tau: Vec<f64>,
+    /// Widest bucket of the event queue, ms (0 = the default).
+    max_bucket_width_ms: f64,
 }
 
 struct Queue<'a> {
@@ -167,6 +169,15 @@ impl Queue<'_> {
 impl Simulator {
     pub fn new() -> Simulator {
         Simulator::default()
+    }
+
+    /// A simulator whose queue buckets are at most `width_ms` wide. Results do
+    /// not depend on it (a test checks this); only speed does.
+    pub fn with_bucket_width(width_ms: f64) -> Simulator {
+        Simulator {
+            max_bucket_width_ms: width_ms,
+            ..Simulator::default()
+        }
     }
 
     /// Runs one stimulus through `net`, starting from `weights` (one per edge,
@@ -227,7 +238,12 @@ impl Simulator {
             lat_min = lat_min.min(l);
             lat_max = lat_max.max(l);
         }
-        let width = lat_min.min(MAX_BUCKET_WIDTH_MS).max(1e-9);
+        let max_width = if self.max_bucket_width_ms > 0.0 {
+            self.max_bucket_width_ms
+        } else {
+            std::env::var("GEODYN_BUCKET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_BUCKET_WIDTH_MS)
+        };
+        let width = lat_min.min(max_width).max(1e-9);
         let ring_len = ((lat_max / width).ceil() as usize + 2)
             .next_power_of_two()
             .min(MAX_RING);
@@ -281,6 +297,7 @@ impl Simulator {
             pre_trace,
             pre_trace_time,
             inv_summation_tau,
+            ..
         } = self;
         let mut queue = Queue {
             ring,
