@@ -11,10 +11,10 @@
 //! leaves on every out-edge. A stimulus activation (an [`ExternalActivation`])
 //! forces an activation unless the node is refractory, in which case it is lost.
 //!
-//! **Order.** Events are processed in increasing (time, target node, edge id),
-//! with stimulus activations after arrivals of the same (time, node). This is a
-//! total order, so a run is a pure function of (network, weights, parameters,
-//! stimulus).
+//! **Order.** The result is that of processing events in increasing (time,
+//! target node, edge id), with stimulus activations after arrivals of the same
+//! (time, node): a total order, so a run is a pure function of (network,
+//! weights, parameters, stimulus), whatever the thread count.
 //!
 //! **STDP** (pair-based, all-to-all, with exponential traces; timing taken at the
 //! target, i.e. at arrival times, so latencies matter). Each plastic edge keeps a
@@ -27,17 +27,24 @@
 //! itself is weighted by the weight before its own update.
 //!
 //! *Lost arrivals and STDP:* by default a lost arrival still counts for STDP
-//! timing (`lost_arrivals_count = true`). The refractory state is the target's
-//! integration being blocked, but the signal did reach the synapse, and STDP is
-//! a function of pre and post spike times at the synapse; the option exists so
-//! the other reading can be measured.
+//! timing (`lost_arrivals_count = true`). Refractoriness blocks the target's
+//! integration, but the signal did reach the synapse, and STDP is a function of
+//! pre and post spike times at the synapse; the option exists so the other
+//! reading can be measured.
 //!
-//! **Queue.** A ring of time buckets no wider than the smallest latency: a
-//! bucket is sorted once when reached, and an activation's emissions always
-//! fall in later buckets (if rounding puts one in the current bucket it is
-//! inserted in order). Latencies beyond the ring's horizon go to an overflow
-//! heap. The queue is an implementation detail: results are identical for any
-//! bucket width.
+//! **How it is fast.** (1) *Epochs.* Time is cut into epochs no longer than the
+//! smallest latency, so nothing emitted in an epoch arrives in the same epoch:
+//! within an epoch the targets are independent, and each target's few arrivals
+//! are sorted on their own (a counting sort by target, then a short sort by
+//! (time, edge)). This gives exactly the result of the global order above.
+//! (2) *No exponential per arrival.* Decaying quantities (potential, traces) are
+//! stored scaled by `exp((t - origin)/tau)`; the factor of an arrival is the
+//! product of its emission's factor (one `exp` per activation) and its edge's
+//! `exp(latency/tau)` (computed once per network). This is the same arithmetic
+//! rearranged, not an approximation; it differs from the direct formula only by
+//! floating-point rounding (a test checks the two agree). The origin moves
+//! forward before the factors could overflow, and networks whose
+//! latency/tau ratios are too large for the tables use `exp` per arrival.
 
 use crate::network::{EdgeId, Network, NodeId};
 use crate::record::{Activation, RecordSpec, Recording, RunTotals, WeightSnapshot};
@@ -82,9 +89,7 @@ pub struct RunParams {
 pub enum SimError {
     #[error("weights: {got} values for a network of {expected} edges")]
     WeightCount { got: usize, expected: usize },
-    #[error(
-        "stimulus activation {index}: node {node} does not exist (network has {n_nodes} nodes)"
-    )]
+    #[error("stimulus activation {index}: node {node} does not exist (network has {n_nodes} nodes)")]
     StimulusNode {
         index: usize,
         node: u32,
@@ -98,17 +103,32 @@ pub enum SimError {
     SnapshotEdge(EdgeId),
     #[error("activity_bin_ms = {0} must be finite and > 0")]
     ActivityBin(f64),
+    #[error("stdp: {0}")]
+    Stdp(String),
+    #[error(
+        "duration_ms = {duration} is more than 1e9 times the smallest latency ({latency} ms): \
+         event times could no longer be told apart from epoch boundaries"
+    )]
+    TooLong { duration: f64, latency: f64 },
 }
 
 const EXTERNAL: u32 = u32::MAX;
-/// Widest bucket used, whatever the latencies (keeps the per-bucket sort short).
-const MAX_BUCKET_WIDTH_MS: f64 = 0.05;
+const NOT_PLASTIC: u32 = u32::MAX;
+/// Longest epoch, ms (keeps each target's per-epoch sort short).
+const MAX_EPOCH_MS: f64 = 1.0;
 const MAX_RING: usize = 1 << 16;
+/// Largest exponent a stored factor may reach before the origin moves.
+const REBASE_EXPONENT: f64 = 200.0;
+/// Largest latency/tau for which per-edge factors exp(latency/tau) are tabled.
+const MAX_TABLED_EXPONENT: f64 = 200.0;
 
+/// An event: (time, edge, emission) packed so that integer order is
+/// (time, edge, emission). For a stimulus event, edge = EXTERNAL and the low
+/// word holds the node.
 #[inline(always)]
-fn key(t: f64, target: u32, edge: u32) -> u128 {
+fn key(t: f64, edge: u32, low: u32) -> u128 {
     // t >= 0, so its bit pattern orders like its value.
-    ((t.to_bits() as u128) << 64) | ((target as u128) << 32) | edge as u128
+    ((t.to_bits() as u128) << 64) | ((edge as u128) << 32) | low as u128
 }
 
 #[inline(always)]
@@ -116,91 +136,209 @@ fn key_time(k: u128) -> f64 {
     f64::from_bits((k >> 64) as u64)
 }
 
-/// Reusable engine scratch: event queue and per-node / per-edge dynamic state.
-/// One per thread; `run` resets it, so runs never leak into each other.
+/// A network prepared for simulation with given run parameters: the per-edge
+/// factor tables, the plastic-edge index and the queue geometry. Immutable and
+/// shareable across threads; each thread brings its own [`Workspace`].
+#[derive(Debug)]
+pub struct Simulator<'a> {
+    net: &'a Network,
+    params: RunParams,
+    /// Index into the compact plastic arrays (CSC order by target), or NOT_PLASTIC.
+    plastic_index: Vec<u32>,
+    /// Edge id of each compact plastic index.
+    plastic_edge: Vec<EdgeId>,
+    /// Per target node: its incoming plastic edges are plastic_index range
+    /// `in_offsets[j]..in_offsets[j+1]`.
+    in_offsets: Vec<u32>,
+    inv_tau_s: Vec<f64>,
+    /// Uniform summation tau over all targets of edges (enables the tables).
+    tables: bool,
+    inv_tau_s_uniform: f64,
+    inv_tau_plus: f64,
+    inv_tau_minus: f64,
+    /// exp(latency_e / tau_s(target)) per edge (tables only).
+    f_s: Vec<f64>,
+    /// exp(latency_e / tau_plus), exp(latency_e / tau_minus) per plastic index.
+    f_plus: Vec<f64>,
+    f_minus: Vec<f64>,
+    epoch_ms: f64,
+    ring_len: usize,
+    max_inv_tau: f64,
+}
+
+/// Per-thread scratch of the engine: event queue and dynamic state. Reused
+/// across runs (each run resets it), so a thread allocates once.
 #[derive(Debug, Default)]
-pub struct Simulator {
+pub struct Workspace {
     ring: Vec<Vec<u128>>,
     overflow: BinaryHeap<Reverse<u128>>,
     stimulus: Vec<u128>,
+    current: Vec<u128>,
+    grouped: Vec<u128>,
+    group_count: Vec<u32>,
+    touched: Vec<u32>,
+    group_start: Vec<u32>,
+    epoch_activations: Vec<Activation>,
+    /// Scaled potential: u_j(t) = potential[j] * exp(-(t - origin)/tau_s).
     potential: Vec<f64>,
-    potential_time: Vec<f64>,
     last_activation: Vec<f64>,
+    /// Scaled post trace: y_j(t) = post_trace[j] * exp(-(t - origin)/tau_minus).
     post_trace: Vec<f64>,
-    post_trace_time: Vec<f64>,
+    /// Scaled pre trace per plastic index.
     pre_trace: Vec<f64>,
-    pre_trace_time: Vec<f64>,
-    inv_summation_tau: Vec<f64>,
-    /// Widest bucket of the event queue, ms (0 = the default).
-    max_bucket_width_ms: f64,
+    /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
+    /// tau_plus, tau_minus.
+    emission_factor: Vec<[f64; 3]>,
 }
 
-struct Queue<'a> {
-    ring: &'a mut [Vec<u128>],
-    overflow: &'a mut BinaryHeap<Reverse<u128>>,
-    mask: u64,
-    inv_width: f64,
-    pending: usize,
-}
-
-impl Queue<'_> {
-    #[inline(always)]
-    fn bucket_of(&self, t: f64) -> u64 {
-        (t * self.inv_width) as u64
+impl<'a> Simulator<'a> {
+    /// Prepares `net` for runs with `params` (computes the factor tables once).
+    pub fn new(net: &'a Network, params: &RunParams) -> Result<Simulator<'a>, SimError> {
+        Simulator::build(net, params, true)
     }
 
-    /// Schedules an arrival; `current`/`cursor` are the bucket being processed.
-    #[inline(always)]
-    fn push(&mut self, k: u128, bucket: u64, current: &mut Vec<u128>, cursor: usize) {
-        let b = self.bucket_of(key_time(k));
-        if b <= bucket {
-            // Only reachable through rounding or sub-bucket latencies: keep order.
-            let pos = cursor + current[cursor..].partition_point(|&x| x < k);
-            current.insert(pos, k);
-        } else if b - bucket <= self.mask {
-            self.ring[(b & self.mask) as usize].push(k);
-            self.pending += 1;
+    /// As [`Simulator::new`], but computing every decay with `exp` per arrival
+    /// (the direct formula); for testing the tables against it.
+    pub fn new_without_tables(net: &'a Network, params: &RunParams) -> Result<Simulator<'a>, SimError> {
+        Simulator::build(net, params, false)
+    }
+
+    fn build(net: &'a Network, params: &RunParams, allow_tables: bool) -> Result<Simulator<'a>, SimError> {
+        if !(params.duration_ms.is_finite() && params.duration_ms >= 0.0) {
+            return Err(SimError::Duration(params.duration_ms));
+        }
+        let n = net.n_nodes();
+        let m = net.n_edges();
+        let stdp_on = params.stdp.is_some();
+        let (inv_tau_plus, inv_tau_minus) = match params.stdp {
+            Some(s) => {
+                if !(s.tau_plus_ms > 0.0 && s.tau_minus_ms > 0.0) {
+                    return Err(SimError::Stdp("tau_plus_ms and tau_minus_ms must be > 0".into()));
+                }
+                if s.w_min > s.w_max || !s.w_min.is_finite() || !s.w_max.is_finite() {
+                    return Err(SimError::Stdp(format!("w_min = {} must be <= w_max = {}", s.w_min, s.w_max)));
+                }
+                (1.0 / s.tau_plus_ms, 1.0 / s.tau_minus_ms)
+            }
+            None => (0.0, 0.0),
+        };
+        // Compact plastic arrays in CSC order by target, so potentiation walks
+        // memory in order.
+        let mut plastic_index = vec![NOT_PLASTIC; m];
+        let mut plastic_edge = Vec::new();
+        let mut in_offsets = vec![0u32; n + 1];
+        if stdp_on {
+            for j in 0..n {
+                for &e in &net.in_plastic_edges[net.in_plastic_offsets[j] as usize..net.in_plastic_offsets[j + 1] as usize] {
+                    plastic_index[e as usize] = plastic_edge.len() as u32;
+                    plastic_edge.push(e);
+                }
+                in_offsets[j + 1] = plastic_edge.len() as u32;
+            }
+        }
+        let inv_tau_s: Vec<f64> = net.summation_tau_ms.iter().map(|t| 1.0 / t).collect();
+        let mut target_tau: Option<f64> = None;
+        let mut uniform = true;
+        for &t in &net.edge_target {
+            let v = inv_tau_s[t as usize];
+            match target_tau {
+                None => target_tau = Some(v),
+                Some(u) if u != v => {
+                    uniform = false;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let inv_tau_s_uniform = target_tau.unwrap_or(0.0);
+        let (mut lat_min, mut lat_max) = (f64::INFINITY, 0.0f64);
+        for &l in &net.edge_latency_ms {
+            lat_min = lat_min.min(l);
+            lat_max = lat_max.max(l);
+        }
+        let max_inv_tau = inv_tau_s
+            .iter()
+            .copied()
+            .fold(inv_tau_plus.max(inv_tau_minus), f64::max);
+        let tables = allow_tables && uniform && lat_max * max_inv_tau <= MAX_TABLED_EXPONENT;
+        let (f_s, f_plus, f_minus) = if tables {
+            (
+                net.edge_latency_ms.iter().map(|l| (l * inv_tau_s_uniform).exp()).collect(),
+                plastic_edge.iter().map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_plus).exp()).collect(),
+                plastic_edge.iter().map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_minus).exp()).collect(),
+            )
         } else {
-            self.overflow.push(Reverse(k));
+            (Vec::new(), Vec::new(), Vec::new())
+        };
+        // Epochs strictly shorter than the smallest latency (the margin keeps
+        // floor(t / epoch) from rounding an emission into its own epoch).
+        let epoch_ms = if m == 0 { MAX_EPOCH_MS } else { (lat_min * (1.0 - 1e-6)).min(MAX_EPOCH_MS) };
+        if params.duration_ms / epoch_ms > 1e9 {
+            return Err(SimError::TooLong {
+                duration: params.duration_ms,
+                latency: lat_min,
+            });
         }
+        let ring_len = ((lat_max / epoch_ms).ceil() as usize + 2)
+            .next_power_of_two()
+            .min(MAX_RING);
+        Ok(Simulator {
+            net,
+            params: params.clone(),
+            plastic_index,
+            plastic_edge,
+            in_offsets,
+            inv_tau_s,
+            tables,
+            inv_tau_s_uniform,
+            inv_tau_plus,
+            inv_tau_minus,
+            f_s,
+            f_plus,
+            f_minus,
+            epoch_ms,
+            ring_len,
+            max_inv_tau,
+        })
     }
-}
 
-impl Simulator {
-    pub fn new() -> Simulator {
-        Simulator::default()
+    pub fn network(&self) -> &Network {
+        self.net
     }
 
-    /// A simulator whose queue buckets are at most `width_ms` wide. Results do
-    /// not depend on it (a test checks this); only speed does.
-    pub fn with_bucket_width(width_ms: f64) -> Simulator {
-        Simulator {
-            max_bucket_width_ms: width_ms,
-            ..Simulator::default()
-        }
+    pub fn params(&self) -> &RunParams {
+        &self.params
     }
 
-    /// Runs one stimulus through `net`, starting from `weights` (one per edge,
-    /// updated in place when STDP is on) and from rest (all potentials 0, no
-    /// node refractory, traces empty).
+    /// Bytes of the prepared tables plus one workspace's dynamic state.
+    pub fn state_bytes(&self) -> usize {
+        let n = self.net.n_nodes();
+        let m = self.net.n_edges();
+        let p = self.plastic_edge.len();
+        m * (4 + 4 + if self.tables { 8 } else { 0 })
+            + p * (4 + 8 + if self.tables { 16 } else { 0 })
+            + n * (8 * 4 + 4)
+    }
+
+    /// Runs one stimulus, starting from `weights` (one per edge, updated in
+    /// place when STDP is on) and from rest (potentials 0, no node refractory,
+    /// traces empty).
     pub fn run(
-        &mut self,
-        net: &Network,
+        &self,
+        ws: &mut Workspace,
         weights: &mut [f32],
-        params: &RunParams,
         stimulus: &[ExternalActivation],
         spec: &RecordSpec,
     ) -> Result<Recording, SimError> {
+        let net = self.net;
         let n = net.n_nodes();
         let m = net.n_edges();
+        let duration = self.params.duration_ms;
         if weights.len() != m {
             return Err(SimError::WeightCount {
                 got: weights.len(),
                 expected: m,
             });
-        }
-        if !(params.duration_ms.is_finite() && params.duration_ms >= 0.0) {
-            return Err(SimError::Duration(params.duration_ms));
         }
         if let Some(&e) = spec.snapshot_edges.iter().find(|&&e| e as usize >= m) {
             return Err(SimError::SnapshotEdge(e));
@@ -210,7 +348,7 @@ impl Simulator {
                 return Err(SimError::ActivityBin(b));
             }
         }
-        self.stimulus.clear();
+        ws.stimulus.clear();
         for (index, s) in stimulus.iter().enumerate() {
             if s.node as usize >= n {
                 return Err(SimError::StimulusNode {
@@ -226,297 +364,366 @@ impl Simulator {
                 });
             }
             // `+ 0.0` turns -0.0 into 0.0 so the bit order holds.
-            self.stimulus.push(key(s.time_ms + 0.0, s.node, EXTERNAL));
+            ws.stimulus.push(key(s.time_ms + 0.0, EXTERNAL, s.node));
         }
-        self.stimulus.sort_unstable();
-        self.reset(net);
-
-        // Bucket width: no wider than the smallest latency, so emissions land in
-        // later buckets; the ring spans the largest latency where it can.
-        let (mut lat_min, mut lat_max) = (f64::INFINITY, 0.0f64);
-        for &l in &net.edge_latency_ms {
-            lat_min = lat_min.min(l);
-            lat_max = lat_max.max(l);
-        }
-        let max_width = if self.max_bucket_width_ms > 0.0 {
-            self.max_bucket_width_ms
-        } else {
-            std::env::var("GEODYN_BUCKET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_BUCKET_WIDTH_MS)
-        };
-        let width = lat_min.min(max_width).max(1e-9);
-        let ring_len = ((lat_max / width).ceil() as usize + 2)
-            .next_power_of_two()
-            .min(MAX_RING);
-        if self.ring.len() != ring_len {
-            self.ring = (0..ring_len).map(|_| Vec::new()).collect();
-        }
-        for b in self.ring.iter_mut() {
-            b.clear();
-        }
-        self.overflow.clear();
+        ws.stimulus.sort_unstable();
+        self.reset(ws);
 
         let mut rec = Recording::default();
         if spec.node_counts {
             rec.activation_counts = vec![0; n];
             rec.lost_counts = vec![0; n];
         }
-        let activity_bin = spec.activity_bin_ms;
-        if let Some(bw) = activity_bin {
-            rec.activity_bins = ((params.duration_ms / bw).ceil() as usize).max(1);
+        if let Some(bw) = spec.activity_bin_ms {
+            rec.activity_bins = ((duration / bw).ceil() as usize).max(1);
             rec.activity = vec![0; n * rec.activity_bins];
         }
         let mut snapshot_times: Vec<f64> = spec.weight_snapshots_ms.clone();
         snapshot_times.sort_by(f64::total_cmp);
+        snapshot_times.retain(|&t| t <= duration);
         let mut next_snapshot = 0usize;
-        let mut totals = RunTotals::default();
 
-        let stdp = params.stdp;
-        let (a_plus, a_minus, inv_tau_plus, inv_tau_minus, w_min, w_max, lost_count) = match stdp {
-            Some(s) => (
-                s.a_plus,
-                s.a_minus,
-                1.0 / s.tau_plus_ms,
-                1.0 / s.tau_minus_ms,
-                s.w_min,
-                s.w_max,
-                s.lost_arrivals_count,
-            ),
-            None => (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, false),
+        let mask = (self.ring_len - 1) as u64;
+        let inv_epoch = 1.0 / self.epoch_ms;
+        let epoch_of = |t: f64| (t * inv_epoch) as u64;
+        let last_epoch = epoch_of(duration);
+        let mut ctx = Ctx {
+            sim: self,
+            weights,
+            spec,
+            rec: &mut rec,
+            totals: RunTotals::default(),
+            origin: 0.0,
         };
-        let stdp_on = stdp.is_some();
-
-        let Simulator {
-            ring,
-            overflow,
-            stimulus: stim,
-            potential,
-            potential_time,
-            last_activation,
-            post_trace,
-            post_trace_time,
-            pre_trace,
-            pre_trace_time,
-            inv_summation_tau,
-            ..
-        } = self;
-        let mut queue = Queue {
-            ring,
-            overflow,
-            mask: (ring_len - 1) as u64,
-            inv_width: 1.0 / width,
-            pending: 0,
-        };
-        let refractory = &net.refractory_period_ms;
-        let threshold = &net.threshold;
-        let plastic = &net.edge_plastic;
-        let latency = &net.edge_latency_ms;
-        let target_of = &net.edge_target;
-        let out_offsets = &net.out_offsets;
-        let in_offsets = &net.in_plastic_offsets;
-        let in_edges = &net.in_plastic_edges;
-
-        let last_bucket = queue.bucket_of(params.duration_ms);
         let mut stim_cursor = 0usize;
-        let mut bucket: u64 = 0;
-        let mut current: Vec<u128> = Vec::new();
-        'buckets: while bucket <= last_bucket {
-            let slot = (bucket & queue.mask) as usize;
-            std::mem::swap(&mut current, &mut queue.ring[slot]);
-            queue.pending -= current.len();
-            while stim_cursor < stim.len() && queue.bucket_of(key_time(stim[stim_cursor])) <= bucket
-            {
-                current.push(stim[stim_cursor]);
+        let mut pending = 0usize;
+        let mut epoch: u64 = 0;
+        while epoch <= last_epoch {
+            let slot = (epoch & mask) as usize;
+            std::mem::swap(&mut ws.current, &mut ws.ring[slot]);
+            pending -= ws.current.len();
+            while stim_cursor < ws.stimulus.len() && epoch_of(key_time(ws.stimulus[stim_cursor])) <= epoch {
+                ws.current.push(ws.stimulus[stim_cursor]);
                 stim_cursor += 1;
             }
-            while let Some(&Reverse(k)) = queue.overflow.peek() {
-                if queue.bucket_of(key_time(k)) > bucket {
+            while let Some(&Reverse(k)) = ws.overflow.peek() {
+                if epoch_of(key_time(k)) > epoch {
                     break;
                 }
-                current.push(k);
-                queue.overflow.pop();
+                ws.current.push(k);
+                ws.overflow.pop();
             }
-            if current.is_empty() {
-                std::mem::swap(&mut current, &mut queue.ring[slot]);
-                if queue.pending == 0 {
+            if ws.current.is_empty() {
+                std::mem::swap(&mut ws.current, &mut ws.ring[slot]);
+                if pending == 0 {
                     // Nothing in flight: jump to the next stimulus or overflow event.
-                    let next_stim = stim.get(stim_cursor).map(|&k| queue.bucket_of(key_time(k)));
-                    let next_over = queue
-                        .overflow
-                        .peek()
-                        .map(|&Reverse(k)| queue.bucket_of(key_time(k)));
+                    let next_stim = ws.stimulus.get(stim_cursor).map(|&k| epoch_of(key_time(k)));
+                    let next_over = ws.overflow.peek().map(|&Reverse(k)| epoch_of(key_time(k)));
                     match next_stim.into_iter().chain(next_over).min() {
-                        Some(b) => bucket = b.max(bucket + 1),
+                        Some(b) => epoch = b.max(epoch + 1),
                         None => break,
                     }
                 } else {
-                    bucket += 1;
+                    epoch += 1;
                 }
                 continue;
             }
-            current.sort_unstable();
-            let mut cursor = 0usize;
-            while cursor < current.len() {
-                let k = current[cursor];
-                cursor += 1;
-                let t = key_time(k);
-                if t > params.duration_ms {
-                    current.clear();
-                    break 'buckets;
-                }
-                while next_snapshot < snapshot_times.len() && snapshot_times[next_snapshot] < t {
-                    rec.snapshots.push(WeightSnapshot {
-                        time_ms: snapshot_times[next_snapshot],
-                        weights: spec
-                            .snapshot_edges
-                            .iter()
-                            .map(|&e| weights[e as usize])
-                            .collect(),
-                    });
-                    next_snapshot += 1;
-                }
-                let j = (k >> 32) as u32 as usize;
-                let edge = k as u32;
-                let cause;
-                if edge == EXTERNAL {
-                    totals.external_activations += 1;
-                    if t - last_activation[j] < refractory[j] {
-                        totals.lost_external += 1;
-                        continue;
-                    }
-                    cause = None;
-                } else {
-                    let e = edge as usize;
-                    totals.arrivals += 1;
-                    let is_plastic = stdp_on && plastic[e];
-                    let refractory_now = t - last_activation[j] < refractory[j];
-                    if refractory_now {
-                        totals.lost_arrivals += 1;
-                        if spec.node_counts {
-                            rec.lost_counts[j] += 1;
+            let epoch_start = epoch as f64 * self.epoch_ms;
+            if (epoch_start - ctx.origin) * self.max_inv_tau > REBASE_EXPONENT {
+                ctx.rebase(ws, epoch_start);
+            }
+            self.group_by_target(ws);
+            // Phases split the epoch at snapshot times (and at the end of the
+            // run): every target is processed up to a limit before any goes past it.
+            let epoch_end = (epoch + 1) as f64 * self.epoch_ms;
+            loop {
+                let snap = snapshot_times.get(next_snapshot).copied().filter(|&t| t < epoch_end);
+                let limit = snap.unwrap_or(f64::INFINITY).min(duration);
+                for gi in 0..ws.touched.len() {
+                    let j = ws.touched[gi] as usize;
+                    let end = if gi + 1 < ws.touched.len() { ws.group_start[gi + 1] as usize } else { ws.grouped.len() };
+                    let mut c = ws.group_start[gi] as usize;
+                    while c < end {
+                        let k = ws.grouped[c];
+                        if key_time(k) > limit {
+                            break;
                         }
-                        if !(is_plastic && lost_count) {
-                            continue;
-                        }
+                        c += 1;
+                        ctx.process(ws, j, k, epoch, mask, &mut pending);
                     }
-                    let w = weights[e] as f64;
-                    if is_plastic {
-                        // Depression from earlier post activations; then the pre trace.
-                        let y = post_trace[j] * ((post_trace_time[j] - t) * inv_tau_minus).exp();
-                        if y > 0.0 {
-                            weights[e] = (w - a_minus * y).clamp(w_min, w_max) as f32;
-                            totals.stdp_updates += 1;
-                        }
-                        pre_trace[e] =
-                            pre_trace[e] * ((pre_trace_time[e] - t) * inv_tau_plus).exp() + 1.0;
-                        pre_trace_time[e] = t;
+                    ws.group_start[gi] = c as u32;
+                }
+                match snap {
+                    Some(t) if t <= duration => {
+                        ctx.flush_activations(ws);
+                        ctx.rec.snapshots.push(WeightSnapshot {
+                            time_ms: t,
+                            weights: spec.snapshot_edges.iter().map(|&e| ctx.weights[e as usize]).collect(),
+                        });
+                        next_snapshot += 1;
                     }
-                    if refractory_now {
-                        continue;
-                    }
-                    let u = potential[j];
-                    let u = if u == 0.0 {
-                        w
-                    } else {
-                        u * ((potential_time[j] - t) * inv_summation_tau[j]).exp() + w
-                    };
-                    potential_time[j] = t;
-                    if u < threshold[j] {
-                        potential[j] = u;
-                        continue;
-                    }
-                    cause = Some(edge as EdgeId);
-                }
-                // Activation of j at t.
-                potential[j] = 0.0;
-                potential_time[j] = t;
-                last_activation[j] = t;
-                totals.activations += 1;
-                if spec.node_counts {
-                    rec.activation_counts[j] += 1;
-                }
-                if let Some(bw) = activity_bin {
-                    let bin = ((t / bw) as usize).min(rec.activity_bins - 1);
-                    rec.activity[j * rec.activity_bins + bin] += 1;
-                }
-                if spec.activations {
-                    rec.activations.push(Activation {
-                        node: j as NodeId,
-                        time_ms: t,
-                        causal_edge: cause,
-                    });
-                }
-                if stdp_on {
-                    for &pe in &in_edges[in_offsets[j] as usize..in_offsets[j + 1] as usize] {
-                        let pe = pe as usize;
-                        let x = pre_trace[pe];
-                        if x > 0.0 {
-                            let x = x * ((pre_trace_time[pe] - t) * inv_tau_plus).exp();
-                            weights[pe] =
-                                (weights[pe] as f64 + a_plus * x).clamp(w_min, w_max) as f32;
-                            totals.stdp_updates += 1;
-                        }
-                    }
-                    post_trace[j] =
-                        post_trace[j] * ((post_trace_time[j] - t) * inv_tau_minus).exp() + 1.0;
-                    post_trace_time[j] = t;
-                }
-                let out = out_offsets[j] as usize..out_offsets[j + 1] as usize;
-                for e in out {
-                    let ta = t + latency[e];
-                    queue.push(
-                        key(ta, target_of[e], e as u32),
-                        bucket,
-                        &mut current,
-                        cursor,
-                    );
+                    _ => break,
                 }
             }
-            current.clear();
-            bucket += 1;
-        }
-        // Put the (empty) buffer back so its capacity is reused next run.
-        if let Some(slot) = queue.ring.iter_mut().find(|b| b.capacity() == 0) {
-            std::mem::swap(slot, &mut current);
+            ctx.flush_activations(ws);
+            ws.current.clear();
+            epoch += 1;
         }
         while next_snapshot < snapshot_times.len() {
-            if snapshot_times[next_snapshot] <= params.duration_ms {
-                rec.snapshots.push(WeightSnapshot {
-                    time_ms: snapshot_times[next_snapshot],
-                    weights: spec
-                        .snapshot_edges
-                        .iter()
-                        .map(|&e| weights[e as usize])
-                        .collect(),
-                });
-            }
+            ctx.rec.snapshots.push(WeightSnapshot {
+                time_ms: snapshot_times[next_snapshot],
+                weights: spec.snapshot_edges.iter().map(|&e| ctx.weights[e as usize]).collect(),
+            });
             next_snapshot += 1;
         }
+        let totals = ctx.totals;
         rec.totals = totals;
         Ok(rec)
     }
 
-    fn reset(&mut self, net: &Network) {
-        let n = net.n_nodes();
-        let m = net.n_edges();
-        fn fill(v: &mut Vec<f64>, len: usize, x: f64) {
+    /// Counting sort of the epoch's events by target, then a short sort of
+    /// each target's events by (time, edge).
+    fn group_by_target(&self, ws: &mut Workspace) {
+        let targets = &self.net.edge_target;
+        let target_of = |k: u128| -> u32 {
+            let e = (k >> 32) as u32;
+            if e == EXTERNAL {
+                k as u32
+            } else {
+                targets[e as usize]
+            }
+        };
+        ws.touched.clear();
+        for &k in &ws.current {
+            let j = target_of(k) as usize;
+            if ws.group_count[j] == 0 {
+                ws.touched.push(j as u32);
+            }
+            ws.group_count[j] += 1;
+        }
+        ws.touched.sort_unstable();
+        ws.group_start.clear();
+        let mut offset = 0u32;
+        for &j in &ws.touched {
+            ws.group_start.push(offset);
+            let c = ws.group_count[j as usize];
+            // Reuse the count as the fill cursor.
+            ws.group_count[j as usize] = offset;
+            offset += c;
+        }
+        ws.grouped.clear();
+        ws.grouped.resize(ws.current.len(), 0);
+        for &k in &ws.current {
+            let j = target_of(k) as usize;
+            ws.grouped[ws.group_count[j] as usize] = k;
+            ws.group_count[j] += 1;
+        }
+        for gi in 0..ws.touched.len() {
+            ws.group_count[ws.touched[gi] as usize] = 0;
+            let end = if gi + 1 < ws.touched.len() { ws.group_start[gi + 1] as usize } else { ws.grouped.len() };
+            let group = &mut ws.grouped[ws.group_start[gi] as usize..end];
+            if group.len() > 1 {
+                group.sort_unstable();
+            }
+        }
+    }
+
+    fn reset(&self, ws: &mut Workspace) {
+        let n = self.net.n_nodes();
+        fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
             v.clear();
             v.resize(len, x);
         }
-        fill(&mut self.potential, n, 0.0);
-        fill(&mut self.potential_time, n, 0.0);
-        fill(&mut self.last_activation, n, f64::NEG_INFINITY);
-        fill(&mut self.post_trace, n, 0.0);
-        fill(&mut self.post_trace_time, n, 0.0);
-        fill(&mut self.pre_trace, m, 0.0);
-        fill(&mut self.pre_trace_time, m, 0.0);
-        self.inv_summation_tau.clear();
-        self.inv_summation_tau
-            .extend(net.summation_tau_ms.iter().map(|t| 1.0 / t));
+        fill(&mut ws.potential, n, 0.0);
+        fill(&mut ws.last_activation, n, f64::NEG_INFINITY);
+        fill(&mut ws.post_trace, n, 0.0);
+        fill(&mut ws.pre_trace, self.plastic_edge.len(), 0.0);
+        fill(&mut ws.group_count, n, 0);
+        ws.emission_factor.clear();
+        if ws.ring.len() != self.ring_len {
+            ws.ring = (0..self.ring_len).map(|_| Vec::new()).collect();
+        }
+        for b in ws.ring.iter_mut() {
+            b.clear();
+        }
+        ws.overflow.clear();
+        ws.current.clear();
+        ws.epoch_activations.clear();
+    }
+}
+
+/// The mutable context of one run.
+struct Ctx<'s, 'a, 'w> {
+    sim: &'s Simulator<'a>,
+    weights: &'w mut [f32],
+    spec: &'w RecordSpec,
+    rec: &'w mut Recording,
+    totals: RunTotals,
+    origin: f64,
+}
+
+impl Ctx<'_, '_, '_> {
+    /// Moves the origin of the scaled quantities to `new_origin`.
+    fn rebase(&mut self, ws: &mut Workspace, new_origin: f64) {
+        let s = self.sim;
+        let shift = new_origin - self.origin;
+        for (j, u) in ws.potential.iter_mut().enumerate() {
+            *u *= (-shift * s.inv_tau_s[j]).exp();
+        }
+        let dp = (-shift * s.inv_tau_plus).exp();
+        let dm = (-shift * s.inv_tau_minus).exp();
+        let ds = (-shift * s.inv_tau_s_uniform).exp();
+        for y in ws.post_trace.iter_mut() {
+            *y *= dm;
+        }
+        for x in ws.pre_trace.iter_mut() {
+            *x *= dp;
+        }
+        for f in ws.emission_factor.iter_mut() {
+            f[0] *= ds;
+            f[1] *= dp;
+            f[2] *= dm;
+        }
+        self.origin = new_origin;
     }
 
-    /// Bytes of per-run dynamic state for `net` (node and edge state, weights).
-    pub fn state_bytes(net: &Network) -> usize {
-        net.n_nodes() * 8 * 6 + net.n_edges() * (8 * 2 + 4)
+    /// Appends the epoch's activations in (time, node) order.
+    fn flush_activations(&mut self, ws: &mut Workspace) {
+        if !ws.epoch_activations.is_empty() {
+            ws.epoch_activations
+                .sort_unstable_by(|a, b| a.time_ms.total_cmp(&b.time_ms).then(a.node.cmp(&b.node)));
+            self.rec.activations.append(&mut ws.epoch_activations);
+        }
+    }
+
+    /// Processes one event at target j.
+    #[inline(always)]
+    fn process(&mut self, ws: &mut Workspace, j: usize, k: u128, epoch: u64, mask: u64, pending: &mut usize) {
+        let s = self.sim;
+        let net = s.net;
+        let t = key_time(k);
+        let edge = (k >> 32) as u32;
+        let emission = k as u32 as usize;
+        let refractory = t - ws.last_activation[j] < net.refractory_period_ms[j];
+        let cause;
+        if edge == EXTERNAL {
+            self.totals.external_activations += 1;
+            if refractory {
+                self.totals.lost_external += 1;
+                return;
+            }
+            cause = None;
+        } else {
+            let e = edge as usize;
+            self.totals.arrivals += 1;
+            let pi = s.plastic_index[e];
+            if refractory {
+                self.totals.lost_arrivals += 1;
+                if self.spec.node_counts {
+                    self.rec.lost_counts[j] += 1;
+                }
+                if pi == NOT_PLASTIC || !s.params.stdp.is_some_and(|p| p.lost_arrivals_count) {
+                    return;
+                }
+            }
+            let w = self.weights[e] as f64;
+            if pi != NOT_PLASTIC {
+                // Depression from earlier post activations; then the pre trace.
+                let Some(p) = s.params.stdp else { return };
+                let pi = pi as usize;
+                let (g_plus, g_minus) = if s.tables {
+                    let f = ws.emission_factor[emission];
+                    (f[1] * s.f_plus[pi], f[2] * s.f_minus[pi])
+                } else {
+                    (((t - self.origin) * s.inv_tau_plus).exp(), ((t - self.origin) * s.inv_tau_minus).exp())
+                };
+                let y = ws.post_trace[j] / g_minus;
+                if y > 0.0 {
+                    self.weights[e] = (w - p.a_minus * y).clamp(p.w_min, p.w_max) as f32;
+                    self.totals.stdp_updates += 1;
+                }
+                ws.pre_trace[pi] += g_plus;
+            }
+            if refractory {
+                return;
+            }
+            let g = if s.tables {
+                ws.emission_factor[emission][0] * s.f_s[e]
+            } else {
+                ((t - self.origin) * s.inv_tau_s[j]).exp()
+            };
+            let u = ws.potential[j] + w * g;
+            if u < net.threshold[j] * g {
+                ws.potential[j] = u;
+                return;
+            }
+            cause = Some(edge as EdgeId);
+        }
+        self.activate(ws, j, t, cause, epoch, mask, pending);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn activate(&mut self, ws: &mut Workspace, j: usize, t: f64, cause: Option<EdgeId>, epoch: u64, mask: u64, pending: &mut usize) {
+        let s = self.sim;
+        let net = s.net;
+        ws.potential[j] = 0.0;
+        ws.last_activation[j] = t;
+        self.totals.activations += 1;
+        if self.spec.node_counts {
+            self.rec.activation_counts[j] += 1;
+        }
+        if let Some(bw) = self.spec.activity_bin_ms {
+            let bins = self.rec.activity_bins;
+            let bin = ((t / bw) as usize).min(bins - 1);
+            self.rec.activity[j * bins + bin] += 1;
+        }
+        if self.spec.activations {
+            ws.epoch_activations.push(Activation {
+                node: j as NodeId,
+                time_ms: t,
+                causal_edge: cause,
+            });
+        }
+        let rel = t - self.origin;
+        if let Some(p) = s.params.stdp {
+            // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
+            let h = (-rel * s.inv_tau_plus).exp();
+            for pi in s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize {
+                let x = ws.pre_trace[pi];
+                if x > 0.0 {
+                    let e = s.plastic_edge[pi] as usize;
+                    self.weights[e] = (self.weights[e] as f64 + p.a_plus * x * h).clamp(p.w_min, p.w_max) as f32;
+                    self.totals.stdp_updates += 1;
+                }
+            }
+            ws.post_trace[j] += (rel * s.inv_tau_minus).exp();
+        }
+        let out = net.out_offsets[j] as usize..net.out_offsets[j + 1] as usize;
+        if out.is_empty() {
+            return;
+        }
+        let emission = ws.emission_factor.len() as u32;
+        if s.tables {
+            ws.emission_factor.push([
+                (rel * s.inv_tau_s_uniform).exp(),
+                if s.params.stdp.is_some() { (rel * s.inv_tau_plus).exp() } else { 0.0 },
+                if s.params.stdp.is_some() { (rel * s.inv_tau_minus).exp() } else { 0.0 },
+            ]);
+        }
+        let inv_epoch = 1.0 / s.epoch_ms;
+        for e in out {
+            let ta = t + net.edge_latency_ms[e];
+            let b = (ta * inv_epoch) as u64;
+            debug_assert!(b > epoch, "emission fell in its own epoch");
+            let k = key(ta, e as u32, emission);
+            if b - epoch <= mask {
+                ws.ring[(b & mask) as usize].push(k);
+                *pending += 1;
+            } else {
+                ws.overflow.push(Reverse(k));
+            }
+        }
     }
 }
 
@@ -529,7 +736,8 @@ pub fn simulate(
     spec: &RecordSpec,
 ) -> Result<(Recording, Vec<f32>), SimError> {
     let mut weights = net.edge_weight.clone();
-    let rec = Simulator::new().run(net, &mut weights, params, stimulus, spec)?;
+    let sim = Simulator::new(net, params)?;
+    let rec = sim.run(&mut Workspace::default(), &mut weights, stimulus, spec)?;
     Ok((rec, weights))
 }
 

@@ -308,8 +308,9 @@ fn weight_snapshots_hold_weights_at_their_times() {
         duration_ms: 8.0,
         stdp: Some(stdp(0.01, 0.02, -1.0, 1.0)),
     };
-    let rec = Simulator::new()
-        .run(&net, &mut w, &params, &stim(&[(0, 0.0), (1, 6.0)]), &spec)
+    let rec = Simulator::new(&net, &params)
+        .unwrap()
+        .run(&mut Workspace::default(), &mut w, &stim(&[(0, 0.0), (1, 6.0)]), &spec)
         .unwrap();
     let times: Vec<f64> = rec.snapshots.iter().map(|s| s.time_ms).collect();
     assert_eq!(times, vec![1.0, 6.5, 7.0]);
@@ -344,7 +345,8 @@ fn bad_inputs_are_errors() {
     .unwrap_err();
     assert!(e.to_string().contains("duration_ms"));
     let mut w = vec![0.0; 1];
-    assert!(Simulator::new().run(&net, &mut w, &p, &[], &spec).is_err());
+    let sim = Simulator::new(&net, &p).unwrap();
+    assert!(sim.run(&mut Workspace::default(), &mut w, &[], &spec).is_err());
 }
 
 pub(crate) fn test_network(n_rec: usize, seed: u64) -> Network {
@@ -450,7 +452,7 @@ fn reference_simulation(
         } else {
             let e = e as usize;
             let wv = w[e] as f64;
-            if net.edge_plastic[e] {
+            if net.edge_plastic[e] && (!refr || p.lost_arrivals_count) {
                 let yv = y[j] * (-(t - ty[j]) / p.tau_minus_ms).exp();
                 if yv > 0.0 {
                     w[e] = (wv - p.a_minus * yv).clamp(p.w_min, p.w_max) as f32;
@@ -495,16 +497,37 @@ fn reference_simulation(
     (acts, w)
 }
 
-#[test]
-fn engine_matches_naive_reference_implementation() {
-    // Exponentials: the reference writes exp(-(dt)/tau), the engine
-    // exp((t0 - t) * (1/tau)); they can differ in the last bit, so the reference
-    // uses tau = 1 / power of two where the two forms are identical.
-    let mut net = test_network(40, 11);
-    for t in net.summation_tau_ms.iter_mut() {
-        *t = 8.0;
-    }
-    let p = StdpParams {
+/// Compares an engine run with the reference: the same activation events (the
+/// times are exact sums of latencies in both, so they must agree bit for bit)
+/// and weights equal up to floating-point rounding.
+fn check_against_reference(net: &Network, p: &StdpParams, s: &[ExternalActivation], dur: f64, tables: bool) {
+    let (ref_acts, ref_w) = reference_simulation(net, p, s, dur);
+    let params = RunParams {
+        duration_ms: dur,
+        stdp: Some(*p),
+    };
+    let sim = if tables {
+        Simulator::new(net, &params).unwrap()
+    } else {
+        Simulator::new_without_tables(net, &params).unwrap()
+    };
+    let spec = RecordSpec {
+        activations: true,
+        ..Default::default()
+    };
+    let mut w = net.edge_weight.clone();
+    let rec = sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap();
+    let acts: Vec<(u32, f64)> = rec.activations.iter().map(|a| (a.node, a.time_ms)).collect();
+    assert!(acts.len() > 300, "network too quiet for a meaningful test: {}", acts.len());
+    assert_eq!(acts.len(), ref_acts.len());
+    assert_eq!(acts, ref_acts);
+    let worst = w.iter().zip(&ref_w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "largest weight difference {worst}");
+    assert!(ref_w != net.edge_weight, "STDP changed nothing");
+}
+
+fn reference_stdp() -> StdpParams {
+    StdpParams {
         a_plus: 0.02,
         a_minus: 0.04,
         tau_plus_ms: 16.0,
@@ -512,22 +535,46 @@ fn engine_matches_naive_reference_implementation() {
         w_min: -1.0,
         w_max: 1.0,
         lost_arrivals_count: true,
-    };
+    }
+}
+
+#[test]
+fn engine_matches_naive_reference_implementation() {
+    let net = test_network(40, 11);
     let s = test_stimulus(36, 5);
-    let (ref_acts, ref_w) = reference_simulation(&net, &p, &s, 100.0);
-    let (rec, w) = run(&net, Some(p), &s, 100.0);
-    let acts: Vec<(u32, f64)> = rec
-        .activations
-        .iter()
-        .map(|a| (a.node, a.time_ms))
+    check_against_reference(&net, &reference_stdp(), &s, 100.0, true);
+    check_against_reference(&net, &reference_stdp(), &s, 100.0, false);
+    let mut p = reference_stdp();
+    p.lost_arrivals_count = false;
+    check_against_reference(&net, &p, &s, 100.0, true);
+}
+
+#[test]
+fn long_runs_move_the_origin_and_stay_exact() {
+    // tau = 0.5 ms makes the scaled factors pass exp(200) after 100 ms, so the
+    // origin moves several times in this run.
+    let mut net = test_network(30, 4);
+    for t in net.summation_tau_ms.iter_mut() {
+        *t = 0.5;
+    }
+    let mut p = reference_stdp();
+    p.tau_plus_ms = 2.0;
+    p.tau_minus_ms = 4.0;
+    let s: Vec<ExternalActivation> = (0..4)
+        .flat_map(|k| test_stimulus(36, 9).into_iter().map(move |a| ExternalActivation { node: a.node, time_ms: a.time_ms + 100.0 * k as f64 }))
         .collect();
-    assert!(
-        acts.len() > 300,
-        "network too quiet for a meaningful test: {}",
-        acts.len()
-    );
-    assert_eq!(acts, ref_acts);
-    assert_eq!(w, ref_w);
+    check_against_reference(&net, &p, &s, 400.0, true);
+    check_against_reference(&net, &p, &s, 400.0, false);
+}
+
+#[test]
+fn heterogeneous_time_constants_use_the_direct_path() {
+    let mut net = test_network(30, 6);
+    for (i, t) in net.summation_tau_ms.iter_mut().enumerate() {
+        *t = 4.0 + (i % 7) as f64;
+    }
+    let s = test_stimulus(36, 2);
+    check_against_reference(&net, &reference_stdp(), &s, 100.0, true);
 }
 
 #[test]
@@ -545,6 +592,7 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         weight_snapshots_ms: vec![50.0, 100.0],
         snapshot_edges: net.plastic_edges(),
     };
+    let sim = Simulator::new(&net, &p).unwrap();
     let stimuli: Vec<_> = (0..8).map(|i| test_stimulus(36, i)).collect();
     let go = |threads: usize| {
         rayon::ThreadPoolBuilder::new()
@@ -554,9 +602,9 @@ fn same_seed_same_bits_at_one_and_two_threads() {
             .install(|| {
                 stimuli
                     .par_iter()
-                    .map_init(Simulator::new, |sim, s| {
+                    .map_init(Workspace::default, |ws, s| {
                         let mut w = net.edge_weight.clone();
-                        (sim.run(&net, &mut w, &p, s, &spec).unwrap(), w)
+                        (sim.run(ws, &mut w, s, &spec).unwrap(), w)
                     })
                     .collect::<Vec<_>>()
             })
@@ -565,10 +613,11 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         .iter()
         .map(|s| {
             let mut w = net.edge_weight.clone();
-            (Simulator::new().run(&net, &mut w, &p, s, &spec).unwrap(), w)
+            (sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap(), w)
         })
         .collect();
     assert!(alone[0].0.totals.activations > 100);
+    assert_eq!(alone[0].0.snapshots.len(), 2);
     assert_eq!(go(1), alone);
     assert_eq!(go(2), alone);
 }
