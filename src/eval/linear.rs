@@ -95,7 +95,7 @@ pub(crate) fn cholesky(a: &mut [f64], n: usize) -> Result<(), EvalError> {
             for t in k0..j {
                 d -= a[j * n + t] * a[j * n + t];
             }
-            if !(d > 0.0) || !d.is_finite() {
+            if d.is_nan() || d <= 0.0 || d.is_infinite() {
                 return Err(EvalError::NotPositiveDefinite(j));
             }
             let d = d.sqrt();

@@ -1,4 +1,5 @@
 //! Tests against independent answers (brute force, direct solves, hand-made cases).
+#![allow(clippy::needless_range_loop)] // reference code indexes on purpose
 
 use super::gram::Kernel;
 use super::knn::knn_predict_splits;
