@@ -421,7 +421,7 @@ impl Default for LinearSvm {
     }
 }
 
-const SVM_MAX_EPOCHS: usize = 50;
+const SVM_MAX_EPOCHS: usize = 30;
 const SVM_TOL: f64 = 0.1;
 
 impl LinearSvm {

@@ -117,11 +117,11 @@ impl LinearParams {
             standardize: false,
         }
     }
-    /// Linear SVM with a small default grid (C = 10, 1, 0.1, 0.01), 3-fold CV.
+    /// Linear SVM with a small default grid (C = 1, 0.1, 0.01, 0.001), 3-fold CV.
     pub fn svm() -> Self {
         LinearParams {
             kind: LinearKind::Svm,
-            lambdas: vec![0.1, 1.0, 10.0, 100.0],
+            lambdas: vec![1.0, 10.0, 100.0, 1000.0],
             cv_folds: 3,
             standardize: false,
         }

@@ -540,3 +540,53 @@ fn timing_svm_pixels() {
     let s = linear_timing_demo(n, d, kind.clone());
     println!("{kind:?} protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
 }
+
+/// Reads the built-in IDX gz files (tiny local helper; the dataset module owns the real reader).
+fn read_idx_gz(path: &str) -> Vec<u8> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).expect("open idx");
+    let mut v = Vec::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut v)
+        .expect("gunzip");
+    let dims = v[3] as usize;
+    v[4 + 4 * dims..].to_vec()
+}
+
+/// Sanity check on real MNIST-10k pixels (run by hand, release):
+/// `cargo test --release --lib eval -- --ignored mnist --nocapture`.
+#[test]
+#[ignore]
+fn mnist_pixel_baselines() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k/");
+    let px = read_idx_gz(&format!("{root}images-idx3-ubyte.gz"));
+    let y = read_idx_gz(&format!("{root}labels-idx1-ubyte.gz"));
+    let n = y.len();
+    let x = pixels_to_f32(&px, n, 784);
+    let splits = random_splits(n, 9000, 1000, 10, 0).unwrap();
+    let t = std::time::Instant::now();
+    let p = KnnParams {
+        k: 5,
+        metric: Metric::Euclidean,
+        weighting: Weighting::InverseDistance,
+    };
+    let e = evaluate_knn(x.view(), &y, 10, &splits, &p).unwrap();
+    println!(
+        "knn k=5 distance-weighted: {:.4} +- {:.4} ({:.1} s)",
+        e.accuracy_mean,
+        e.accuracy_sd,
+        t.elapsed().as_secs_f64()
+    );
+    for params in [LinearParams::ridge(), LinearParams::svm()] {
+        let t = std::time::Instant::now();
+        let (e, o) = evaluate_linear_detailed(x.view(), &y, 10, &splits, &params).unwrap();
+        let lam: Vec<f64> = o.iter().map(|o| o.chosen_lambda).collect();
+        println!(
+            "{:?}: {:.4} +- {:.4} ({:.1} s) lambdas {lam:?}",
+            params.kind,
+            e.accuracy_mean,
+            e.accuracy_sd,
+            t.elapsed().as_secs_f64()
+        );
+    }
+}
