@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
 pub use linear::{
     evaluate_linear, evaluate_linear_detailed, linear_timing_demo, LinearModel, LinearSvm,
-    RidgeClassifier,
+    RidgeClassifier, SplitOutcome,
 };
 pub use split::{held_out_split, random_splits};
 
