@@ -1,5 +1,40 @@
-//! eval (temporary stub of the contract; replaced by the eval module)
+//! Evaluation: classifiers and protocols that turn embeddings into accuracies.
+//!
+//! This module sits between `embed` and `report` in the pipeline
+//! (`embeddings -> classifier/evaluation -> report`). It knows nothing of
+//! networks or simulations: it receives an `n x d` matrix of embeddings (one row
+//! per stimulus, f32), their labels, and a list of [`Split`]s, and returns an
+//! [`Evaluation`] (mean/sd accuracy over repeats, per-class recall, confusion).
+//! The same functions score the raw-pixel baseline and the no-dynamics control
+//! ([`random_projection`]), so every number the project reports is measured
+//! under one protocol.
+//!
+//! Two readouts are provided, both without gradient descent:
+//! * exact kNN ([`evaluate_knn`]): one blocked sgemm Gram matrix shared by all
+//!   splits, partial selection per query, and an f64 re-ranking of the few best
+//!   candidates so ties and zero distances are decided exactly;
+//! * one-vs-rest linear readouts ([`evaluate_linear`]): ridge (closed form, primal
+//!   or dual) and a linear SVM (dual coordinate descent), with the regularisation
+//!   chosen by cross-validation on the reference part of each split only.
+
+mod gram;
+mod knn;
+mod linear;
+mod split;
+
+#[cfg(test)]
+mod tests;
+
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
+
+pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
+pub use linear::{
+    evaluate_linear, evaluate_linear_detailed, linear_timing_demo, LinearModel, LinearSvm,
+    RidgeClassifier, SplitOutcome,
+};
+pub use split::{held_out_split, random_splits};
+
 /// Distance between embeddings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,13 +117,272 @@ impl LinearParams {
             standardize: false,
         }
     }
-    /// Linear SVM with a small default grid (C = 10, 1, 0.1, 0.01), 3-fold CV.
+    /// Linear SVM with a small default grid (C = 1, 0.1, 0.01, 0.001), 3-fold CV.
     pub fn svm() -> Self {
         LinearParams {
             kind: LinearKind::Svm,
-            lambdas: vec![0.1, 1.0, 10.0, 100.0],
+            lambdas: vec![1.0, 10.0, 100.0, 1000.0],
             cv_folds: 3,
             standardize: false,
         }
     }
+}
+
+/// Errors of the evaluation stage; each message names the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("k = 0: kNN needs at least one neighbour")]
+    ZeroK,
+    #[error("k = {k} > reference size {n_reference} (split {split})")]
+    KTooLarge {
+        k: usize,
+        n_reference: usize,
+        split: usize,
+    },
+    #[error("labels length {labels} does not match the {rows} rows of the embedding")]
+    LabelsLength { labels: usize, rows: usize },
+    #[error("label {label} of row {row} is not below n_classes = {n_classes}")]
+    LabelOutOfRange {
+        row: usize,
+        label: u8,
+        n_classes: usize,
+    },
+    #[error("n_classes = {0}: must be between 1 and 256")]
+    BadClassCount(usize),
+    #[error("non-finite value ({value}) in embedding row {row}, column {col}")]
+    NonFinite { row: usize, col: usize, value: f32 },
+    #[error("embedding has {0} columns: need at least one")]
+    NoColumns(usize),
+    #[error("no splits given")]
+    NoSplits,
+    #[error("split {split} has an empty {part} set")]
+    EmptySplitPart { split: usize, part: &'static str },
+    #[error("split {split}: row index {index} out of range for {n} rows")]
+    IndexOutOfRange {
+        split: usize,
+        index: usize,
+        n: usize,
+    },
+    #[error("split {split}: row {index} appears twice (reference and query must be disjoint and without repeats)")]
+    DuplicateIndex { split: usize, index: usize },
+    #[error(
+        "n_query = {n_query} + n_reference = {n_reference} exceeds n = {n}, or one of them is 0"
+    )]
+    BadSplitSizes {
+        n: usize,
+        n_reference: usize,
+        n_query: usize,
+    },
+    #[error("repeats = 0: need at least one split")]
+    ZeroRepeats,
+    #[error("no regularisation candidates (lambdas is empty)")]
+    NoLambdas,
+    #[error("lambda = {0}: must be finite and > 0")]
+    BadLambda(f64),
+    #[error("cv_folds = {folds}: need 2 <= folds <= reference size {n_reference} to choose among several lambdas (split {split})")]
+    BadFolds {
+        folds: usize,
+        n_reference: usize,
+        split: usize,
+    },
+    #[error("pixel buffer has {len} bytes, expected n * d = {n} * {d}")]
+    PixelLength { len: usize, n: usize, d: usize },
+    #[error("query has {got} columns but the model was fitted on {expected}")]
+    ColumnMismatch { expected: usize, got: usize },
+    #[error("linear system not positive definite at pivot {0} (increase lambda)")]
+    NotPositiveDefinite(usize),
+}
+
+/// Seeded Gaussian random projection to `dim` columns: `x . R / sqrt(dim)` with
+/// `R ~ N(0, 1)` (d x dim, filled row by row from `ChaCha8Rng(seed)`, Box-Muller).
+/// The no-dynamics control of equal size.
+pub fn random_projection(x: ArrayView2<f32>, dim: usize, seed: u64) -> Array2<f32> {
+    use rand::{Rng, SeedableRng};
+    let d = x.ncols();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let total = d * dim;
+    let mut r = Vec::with_capacity(total + 1);
+    while r.len() < total {
+        // Box-Muller: two independent normals from two uniforms in (0, 1].
+        let u1: f64 = 1.0 - rng.gen::<f64>();
+        let u2: f64 = rng.gen::<f64>();
+        let rad = (-2.0 * u1.ln()).sqrt();
+        let th = 2.0 * std::f64::consts::PI * u2;
+        r.push((rad * th.cos()) as f32);
+        r.push((rad * th.sin()) as f32);
+    }
+    r.truncate(total);
+    let r = Array2::from_shape_vec((d, dim), r).expect("shape matches length");
+    if dim == 0 {
+        return Array2::zeros((x.nrows(), 0));
+    }
+    let mut out = x.dot(&r);
+    out.mapv_inplace(|v| v / (dim as f32).sqrt());
+    out
+}
+
+/// Pixels (row-major, n x d bytes) to f32 in [0, 1].
+///
+/// # Panics
+/// If `pixels.len() != n * d`; use [`try_pixels_to_f32`] for untrusted sizes.
+pub fn pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Array2<f32> {
+    try_pixels_to_f32(pixels, n, d).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Checked [`pixels_to_f32`].
+pub fn try_pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Result<Array2<f32>, EvalError> {
+    if n.checked_mul(d) != Some(pixels.len()) {
+        return Err(EvalError::PixelLength {
+            len: pixels.len(),
+            n,
+            d,
+        });
+    }
+    let v: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    Ok(Array2::from_shape_vec((n, d), v).expect("length checked"))
+}
+
+/// Accuracy bookkeeping shared by the kNN and linear protocols.
+/// `preds[s][i]` is the prediction for `splits[s].query[i]`.
+pub(crate) fn summarize(
+    labels: &[u8],
+    n_classes: usize,
+    splits: &[Split],
+    preds: &[Vec<u8>],
+) -> Evaluation {
+    let mut confusion = vec![vec![0u64; n_classes]; n_classes];
+    let mut accuracies = Vec::with_capacity(splits.len());
+    for (split, p) in splits.iter().zip(preds) {
+        let mut correct = 0usize;
+        for (&q, &pred) in split.query.iter().zip(p) {
+            let t = labels[q] as usize;
+            confusion[t][pred as usize] += 1;
+            correct += (t == pred as usize) as usize;
+        }
+        accuracies.push(correct as f64 / split.query.len() as f64);
+    }
+    let m = accuracies.len() as f64;
+    let accuracy_mean = accuracies.iter().sum::<f64>() / m;
+    let accuracy_sd = if accuracies.len() > 1 {
+        (accuracies
+            .iter()
+            .map(|a| (a - accuracy_mean).powi(2))
+            .sum::<f64>()
+            / (m - 1.0))
+            .sqrt()
+    } else {
+        0.0
+    };
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let tot: u64 = row.iter().sum();
+            if tot == 0 {
+                0.0
+            } else {
+                row[c] as f64 / tot as f64
+            }
+        })
+        .collect();
+    Evaluation {
+        accuracy_mean,
+        accuracy_sd,
+        accuracies,
+        per_class,
+        confusion,
+    }
+}
+
+/// Checks for a `fit` on all rows of `x` (no split): shapes, labels, finiteness.
+pub(crate) fn validate_fit(
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    n_classes: usize,
+) -> Result<(), EvalError> {
+    if x.nrows() == 0 {
+        return Err(EvalError::EmptySplitPart {
+            split: 0,
+            part: "reference",
+        });
+    }
+    // Row 0 stands in as the query the shared checks expect.
+    let split = Split {
+        reference: if x.nrows() == 1 {
+            vec![0]
+        } else {
+            (1..x.nrows()).collect()
+        },
+        query: vec![0],
+    };
+    match validate_inputs(x, labels, n_classes, &[split]) {
+        Err(EvalError::DuplicateIndex { .. }) => Ok(()),
+        r => r,
+    }
+}
+
+/// Checks shared by every protocol: shapes, labels, split indices, finiteness
+/// of every row any split touches.
+pub(crate) fn validate_inputs(
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    n_classes: usize,
+    splits: &[Split],
+) -> Result<(), EvalError> {
+    let n = x.nrows();
+    if labels.len() != n {
+        return Err(EvalError::LabelsLength {
+            labels: labels.len(),
+            rows: n,
+        });
+    }
+    if n_classes == 0 || n_classes > 256 {
+        return Err(EvalError::BadClassCount(n_classes));
+    }
+    if x.ncols() == 0 {
+        return Err(EvalError::NoColumns(0));
+    }
+    if splits.is_empty() {
+        return Err(EvalError::NoSplits);
+    }
+    let mut used = vec![false; n];
+    let mut seen = vec![usize::MAX; n];
+    for (s, split) in splits.iter().enumerate() {
+        for (part, idx) in [("reference", &split.reference), ("query", &split.query)] {
+            if idx.is_empty() {
+                return Err(EvalError::EmptySplitPart { split: s, part });
+            }
+            for &i in idx.iter() {
+                if i >= n {
+                    return Err(EvalError::IndexOutOfRange {
+                        split: s,
+                        index: i,
+                        n,
+                    });
+                }
+                if seen[i] == s {
+                    return Err(EvalError::DuplicateIndex { split: s, index: i });
+                }
+                seen[i] = s;
+                used[i] = true;
+            }
+        }
+    }
+    for (row, &u) in used.iter().enumerate() {
+        if !u {
+            continue;
+        }
+        let l = labels[row];
+        if l as usize >= n_classes {
+            return Err(EvalError::LabelOutOfRange {
+                row,
+                label: l,
+                n_classes,
+            });
+        }
+        if let Some((col, &value)) = x.row(row).iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(EvalError::NonFinite { row, col, value });
+        }
+    }
+    Ok(())
 }
