@@ -372,6 +372,11 @@ pub(crate) mod tests {
         let back: Report =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
                 .unwrap();
+        // GEODYN_REPORT_FIGURES=dir also keeps a copy to look at (as the plot tests do).
+        if let Some(keep) = std::env::var_os("GEODYN_REPORT_FIGURES") {
+            std::fs::create_dir_all(&keep).unwrap();
+            write_report(Path::new(&keep), &r).unwrap();
+        }
         assert_eq!(back, r);
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert_eq!(md, render_markdown(&r));

