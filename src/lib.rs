@@ -18,6 +18,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod network;
+pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod sim;

@@ -3,7 +3,7 @@
 use super::{BenchWhat, Cli, Command, DataArgs};
 use crate::config::{self, ExperimentConfig, RawConfig};
 use crate::dataset::ImageSet;
-use crate::network::{EdgeClass, Network};
+use crate::network::EdgeClass;
 use crate::record::RecordSpec;
 use crate::sim::{Simulator, Workspace};
 use crate::stimulus;
@@ -49,6 +49,12 @@ pub fn load_config(spec: &str, n_recurrent: Option<usize>) -> Result<ExperimentC
 }
 
 pub fn load_data(d: &DataArgs) -> Result<ImageSet> {
+    Ok(load_data_rows(d)?.0)
+}
+
+/// The dataset, and with `--limit` the indices of the images kept (a seeded
+/// stratified draw, in file order).
+pub fn load_data_rows(d: &DataArgs) -> Result<(ImageSet, Option<Vec<usize>>)> {
     let set = match (&d.images, &d.labels) {
         (Some(i), Some(l)) => ImageSet::load(i, l)?,
         _ => ImageSet::builtin()?,
@@ -56,9 +62,9 @@ pub fn load_data(d: &DataArgs) -> Result<ImageSet> {
     Ok(match d.limit {
         Some(n) if n < set.len() => {
             let idx = crate::dataset::stratified_subset_indices(&set.labels, n, 0);
-            set.subset(&idx)
+            (set.subset(&idx), Some(idx))
         }
-        _ => set,
+        _ => (set, None),
     })
 }
 
@@ -87,7 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Engine => bench_engine(n_recurrent, digits),
             BenchWhat::Knn => bench_knn(n, dim),
         },
-        Command::Encode(a) => crate::cli::commands::pipeline::encode_cmd(&a).map(|_| ()),
+        Command::Encode(a) => pipeline::encode_cmd(&a).map(|_| ()),
         Command::Evaluate { dir, out } => pipeline::evaluate_cmd(&dir, out.as_deref()),
         Command::Run(a) => pipeline::run_cmd(&a),
         Command::Reproduce(a) => pipeline::reproduce_cmd(&a),
@@ -96,21 +102,235 @@ pub fn run(cli: Cli) -> Result<()> {
 
 mod pipeline {
     use super::*;
-    pub fn encode_cmd(_a: &super::super::EncodeArgs) -> Result<()> {
-        bail!("encode: not yet wired")
+    use crate::cli::{EncodeArgs, ExperimentName, QueryArgs, ReproduceArgs};
+    use crate::pipeline::{self as pl, EncodeData, EncodeOptions, EvaluateOptions};
+    use crate::report::{self, Report, Series};
+
+    fn parse_shard(s: &str) -> Result<(usize, usize)> {
+        let (k, n) = s
+            .split_once('/')
+            .with_context(|| format!("--shard {s}: expected K/N, e.g. 0/4"))?;
+        let k: usize = k
+            .trim()
+            .parse()
+            .with_context(|| format!("--shard {s}: K is not a number"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .with_context(|| format!("--shard {s}: N is not a number"))?;
+        if n == 0 || k >= n {
+            bail!("--shard {s}: need 0 <= K < N");
+        }
+        Ok((k, n))
     }
-    pub fn evaluate_cmd(_d: &Path, _o: Option<&Path>) -> Result<()> {
-        bail!("evaluate: not yet wired")
+
+    fn load_query(q: &QueryArgs) -> Result<Option<ImageSet>> {
+        Ok(match (&q.query_images, &q.query_labels) {
+            (Some(i), Some(l)) => Some(ImageSet::load(i, l)?),
+            _ => None,
+        })
     }
-    pub fn run_cmd(_a: &super::super::EncodeArgs) -> Result<()> {
-        bail!("run: not yet wired")
+
+    fn with_threads<T: Send>(
+        threads: Option<usize>,
+        f: impl FnOnce() -> Result<T> + Send,
+    ) -> Result<T> {
+        match threads {
+            Some(t) => rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .context("cannot start the thread pool")?
+                .install(f),
+            None => f(),
+        }
     }
-    pub fn reproduce_cmd(_a: &super::super::ReproduceArgs) -> Result<()> {
-        bail!("reproduce: not yet wired")
+
+    fn encode_with(
+        cfg: &ExperimentConfig,
+        set: &ImageSet,
+        rows: Option<&[usize]>,
+        query: Option<&ImageSet>,
+        opts: &EncodeOptions,
+    ) -> Result<pl::Manifest> {
+        eprintln!(
+            "encode: {} (N = {}), {} images{} -> {}",
+            cfg.experiment,
+            cfg.n_recurrent(),
+            set.len(),
+            query
+                .map(|q| format!(" + {} held-out queries", q.len()))
+                .unwrap_or_default(),
+            opts.out.display()
+        );
+        let data = EncodeData {
+            reference: set,
+            reference_rows: rows,
+            query,
+        };
+        let m = pl::encode(cfg, &data, opts)?;
+        eprintln!(
+            "encode: done, {} rows in {:.1} s ({:.3e} arrivals/s over {} threads)",
+            m.n_rows,
+            m.encode_s,
+            m.totals.arrivals as f64 / m.encode_s.max(1e-9),
+            m.threads
+        );
+        Ok(m)
     }
+
+    pub fn encode_cmd(a: &EncodeArgs) -> Result<pl::Manifest> {
+        let cfg = load_config(&a.config, a.n_recurrent)?;
+        let (set, rows) = load_data_rows(&a.data)?;
+        let query = load_query(&a.query)?;
+        let mut opts = EncodeOptions::new(&a.out);
+        opts.chunk = a.chunk;
+        opts.restart = a.restart;
+        opts.shard = a.shard.as_deref().map(parse_shard).transpose()?;
+        with_threads(a.threads, || {
+            encode_with(&cfg, &set, rows.as_deref(), query.as_ref(), &opts)
+        })
+    }
+
+    fn print_summary(rep: &Report, out: &Path) {
+        println!("{}", report::render_markdown(rep));
+        println!("report: {}", out.join("report.md").display());
+    }
+
+    pub fn evaluate_cmd(dir: &Path, out: Option<&Path>) -> Result<()> {
+        let out = out.unwrap_or(dir);
+        let rep = pl::evaluate(dir, &EvaluateOptions::new(out))?;
+        print_summary(&rep, out);
+        Ok(())
+    }
+
+    pub fn run_cmd(a: &EncodeArgs) -> Result<()> {
+        if a.shard.is_some() {
+            bail!("run: --shard is for `geodyn encode`; merge shards before evaluating");
+        }
+        let m = encode_cmd(a)?;
+        let _ = m;
+        with_threads(a.threads, || {
+            let rep = pl::evaluate(&a.out, &EvaluateOptions::new(&a.out))?;
+            print_summary(&rep, &a.out);
+            Ok(())
+        })
+    }
+
+    /// Sizes of the experiment-3 sweep.
+    pub const SWEEP_N: [usize; 8] = [5, 10, 25, 50, 100, 200, 300, 400];
+
+    pub fn reproduce_cmd(a: &ReproduceArgs) -> Result<()> {
+        match a.experiment {
+            ExperimentName::Weights => with_threads(a.threads, || reproduce_weights(a)),
+            ExperimentName::Paths | ExperimentName::Stdp => super::reproduce_other(a),
+        }
+    }
+
+    fn reproduce_weights(a: &ReproduceArgs) -> Result<()> {
+        let spec = a.config.clone().unwrap_or_else(|| "weights".to_string());
+        let mut data = a.data.clone();
+        if a.quick && data.limit.is_none() {
+            data.limit = Some(QUICK_IMAGES);
+        }
+        let (set, rows) = load_data_rows(&data)?;
+        let query = load_query(&a.query)?;
+        let name = if a.quick {
+            "weights-quick"
+        } else if a.sweep {
+            "weights-sweep"
+        } else {
+            "weights"
+        };
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(name));
+        let sizes: Vec<Option<usize>> = if a.sweep {
+            SWEEP_N.iter().map(|&n| Some(n)).collect()
+        } else if a.quick {
+            vec![Some(QUICK_N)]
+        } else {
+            vec![None]
+        };
+        let mut combined: Option<Report> = None;
+        let mut series = Vec::new();
+        for n_rec in sizes {
+            let cfg = load_config(&spec, n_rec)?;
+            let dir = if a.sweep {
+                out.join(format!("n{}", cfg.n_recurrent()))
+            } else {
+                out.clone()
+            };
+            let mut opts = EncodeOptions::new(&dir);
+            opts.chunk = 500;
+            encode_with(&cfg, &set, rows.as_deref(), query.as_ref(), &opts)?;
+            let mut eo = EvaluateOptions::new(&dir);
+            eo.figures = true;
+            let rep = pl::evaluate(&dir, &eo)?;
+            let pts: Vec<(f64, f64, f64)> = rep
+                .results
+                .iter()
+                .filter(|r| r.classifier == "knn" && r.time_ms.is_some())
+                .map(|r| (r.time_ms.unwrap_or(0.0), r.accuracy_mean, r.accuracy_sd))
+                .collect();
+            series.push(Series {
+                label: format!("N = {}", cfg.n_recurrent()),
+                points: pts,
+            });
+            combined = Some(match combined {
+                None => rep,
+                Some(mut c) => {
+                    c.results.extend(rep.results);
+                    c.timing.encode_s += rep.timing.encode_s;
+                    c.timing.evaluate_s += rep.timing.evaluate_s;
+                    c
+                }
+            });
+        }
+        let Some(mut rep) = combined else {
+            bail!("no network size to run")
+        };
+        if a.sweep {
+            let base: Vec<(String, f64)> = rep
+                .baselines
+                .iter()
+                .filter(|r| r.classifier == "knn" && r.embedding == "raw_pixels")
+                .map(|r| ("raw pixels (knn)".to_string(), r.accuracy_mean))
+                .collect();
+            report::plot_accuracy_vs_time(
+                &out.join("figure3_accuracy_vs_time.png"),
+                &series,
+                &base,
+                "Experiment 3: kNN accuracy of weight changes against time, by N",
+            )?;
+            rep.figures = vec!["figure3_accuracy_vs_time.png".to_string()];
+            rep.notes.push(
+                "Sweep: per-N reports (with their own baselines and figures) are in n<N>/.".into(),
+            );
+            rep.network = None;
+            report::write_report(&out, &rep)?;
+        }
+        print_summary(&rep, &out);
+        Ok(())
+    }
+
+    /// Images and recurrent size of `--quick` runs.
+    pub const QUICK_IMAGES: usize = 500;
+    pub const QUICK_N: usize = 50;
 }
 
-fn simulate(spec: &str, image: usize, n_rec: Option<usize>, path_events: usize, data: &DataArgs) -> Result<()> {
+fn reproduce_other(a: &super::ReproduceArgs) -> Result<()> {
+    let _ = a;
+    bail!("reproduce paths / stdp: not yet wired")
+}
+
+fn simulate(
+    spec: &str,
+    image: usize,
+    n_rec: Option<usize>,
+    path_events: usize,
+    data: &DataArgs,
+) -> Result<()> {
     let cfg = load_config(spec, n_rec)?;
     let set = load_data(data)?;
     if image >= set.len() {
@@ -129,16 +349,43 @@ fn simulate(spec: &str, image: usize, n_rec: Option<usize>, path_events: usize, 
     };
     let mut weights = net.edge_weight.clone();
     let t1 = Instant::now();
-    let rec = Simulator::new(&net, &cfg.run)?.run(&mut Workspace::default(), &mut weights, &stim, &record)?;
+    let rec = Simulator::new(&net, &cfg.run)?.run(
+        &mut Workspace::default(),
+        &mut weights,
+        &stim,
+        &record,
+    )?;
     let sim_s = t1.elapsed().as_secs_f64();
     let tot = rec.totals;
     let n_in = net.n_input();
-    let rec_acts: u64 = rec.activation_counts[n_in..].iter().map(|&c| c as u64).sum();
+    let rec_acts: u64 = rec.activation_counts[n_in..]
+        .iter()
+        .map(|&c| c as u64)
+        .sum();
     let rate = rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run.duration_ms / 1000.0);
-    println!("config      {} ({}), hash {}", cfg.experiment, spec, &cfg.hash[..12]);
-    println!("image       #{image}, label {}, from {}", set.labels[image], set.images_path.display());
-    println!("network     {} input + {} recurrent nodes, {} edges ({} plastic), built in {:.3} s", n_in, net.n_recurrent(), net.n_edges(), net.plastic_edges().len(), build_s);
-    println!("stimulus    {} input activations requested over {} ms ({} lost to input refractoriness)", tot.external_activations, cfg.stimulus.duration_ms, tot.lost_external);
+    println!(
+        "config      {} ({}), hash {}",
+        cfg.experiment,
+        spec,
+        &cfg.hash[..12]
+    );
+    println!(
+        "image       #{image}, label {}, from {}",
+        set.labels[image],
+        set.images_path.display()
+    );
+    println!(
+        "network     {} input + {} recurrent nodes, {} edges ({} plastic), built in {:.3} s",
+        n_in,
+        net.n_recurrent(),
+        net.n_edges(),
+        net.plastic_edges().len(),
+        build_s
+    );
+    println!(
+        "stimulus    {} input activations requested over {} ms ({} lost to input refractoriness)",
+        tot.external_activations, cfg.stimulus.duration_ms, tot.lost_external
+    );
     println!("dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
     if cfg.run.stdp.is_some() {
         let plastic = net.plastic_edges();
@@ -155,102 +402,108 @@ fn simulate(spec: &str, image: usize, n_rec: Option<usize>, path_events: usize, 
             }
         }
         let n = plastic.len().max(1) as f64;
-        println!("stdp        {} updates; plastic edges {:.1}% up, {:.1}% down, {:.1}% changed sign", tot.stdp_updates, 100.0 * up as f64 / n, 100.0 * down as f64 / n, 100.0 * flip as f64 / n);
+        println!(
+            "stdp        {} updates; plastic edges {:.1}% up, {:.1}% down, {:.1}% changed sign",
+            tot.stdp_updates,
+            100.0 * up as f64 / n,
+            100.0 * down as f64 / n,
+            100.0 * flip as f64 / n
+        );
     }
-    println!("timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)", cfg.run.duration_ms, sim_s * 1e3, tot.arrivals as f64 / sim_s);
+    println!(
+        "timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)",
+        cfg.run.duration_ms,
+        sim_s * 1e3,
+        tot.arrivals as f64 / sim_s
+    );
     println!("activation path (first {path_events} recurrent events: time ms, node <- causal edge from node):");
-    for a in rec.activations.iter().filter(|a| a.node as usize >= n_in).take(path_events) {
+    for a in rec
+        .activations
+        .iter()
+        .filter(|a| a.node as usize >= n_in)
+        .take(path_events)
+    {
         match a.causal_edge {
-            Some(e) => println!("  {:9.4}  node {:4} <- edge {:6} from node {:4} (latency {:.4} ms)", a.time_ms, a.node, e, net.edge_source[e as usize], net.edge_latency_ms[e as usize]),
+            Some(e) => println!(
+                "  {:9.4}  node {:4} <- edge {:6} from node {:4} (latency {:.4} ms)",
+                a.time_ms, a.node, e, net.edge_source[e as usize], net.edge_latency_ms[e as usize]
+            ),
             None => println!("  {:9.4}  node {:4} <- stimulus", a.time_ms, a.node),
         }
     }
     Ok(())
 }
 
-
-/// Quantiles of a sample (sorted copy).
-fn quantiles(v: &[f64], qs: &[f64]) -> Vec<f64> {
-    let mut s: Vec<f64> = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    qs.iter()
-        .map(|q| {
-            if s.is_empty() {
-                f64::NAN
-            } else {
-                s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
-            }
-        })
-        .collect()
-}
-
-pub fn network_summary(net: &Network) -> serde_json::Value {
-    let lat = &net.edge_latency_ms;
+fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()> {
+    let cfg = load_config(spec, n_rec)?;
+    let net = cfg.network.build(cfg.seed, &cfg.plastic_edges)?;
+    println!(
+        "{} input + {} recurrent nodes, {} edges ({} plastic)",
+        net.n_input(),
+        net.n_recurrent(),
+        net.n_edges(),
+        net.plastic_edges().len()
+    );
+    println!(
+        "memory: network arrays {:.1} MB, simulation tables and state {:.1} MB",
+        net.memory_bytes() as f64 / 1e6,
+        Simulator::new(&net, &cfg.run)?.state_bytes() as f64 / 1e6
+    );
     let rr = net.refraction_ratio();
-    let classes = [
+    let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
+    println!("\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
+    println!(
+        "{:<22} {:>8}  {:>44}  {:>44}  {:>7}",
+        "edge class",
+        "edges",
+        "latency ms: min / p10 / median / p90 / max",
+        "refraction ratio: min / p10 / median / p90 / max",
+        "<= 1"
+    );
+    for c in [
         EdgeClass::InputToRecurrent,
         EdgeClass::RecurrentToRecurrent,
         EdgeClass::InputToInput,
         EdgeClass::RecurrentToInput,
-    ];
-    let mut by_class = serde_json::Map::new();
-    let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
-    for c in classes {
-        let idx: Vec<usize> = (0..net.n_edges()).filter(|&e| net.edge_class[e] == c).collect();
+    ] {
+        let idx: Vec<usize> = (0..net.n_edges())
+            .filter(|&e| net.edge_class[e] == c)
+            .collect();
         if idx.is_empty() {
             continue;
         }
-        let l: Vec<f64> = idx.iter().map(|&e| lat[e]).collect();
-        let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
-        let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
-        by_class.insert(
-            format!("{c:?}"),
-            serde_json::json!({
-                "edges": idx.len(),
-                "latency_ms_quantiles_0_10_50_90_100": quantiles(&l, &qs),
-                "refraction_ratio_quantiles_0_10_50_90_100": quantiles(&r, &qs),
-                "share_refraction_ratio_at_most_1": below,
-                "excitatory_share": idx.iter().filter(|&&e| net.edge_weight[e] > 0.0).count() as f64 / idx.len() as f64,
-                "plastic": idx.iter().filter(|&&e| net.edge_plastic[e]).count(),
-            }),
+        let l = crate::network::quantiles(
+            &idx.iter()
+                .map(|&e| net.edge_latency_ms[e])
+                .collect::<Vec<_>>(),
+            &qs,
         );
-    }
-    serde_json::json!({
-        "nodes": net.n_nodes(),
-        "input_nodes": net.n_input(),
-        "recurrent_nodes": net.n_recurrent(),
-        "edges": net.n_edges(),
-        "by_class": by_class,
-        "network_bytes": net.memory_bytes(),
-        "simulation_state_bytes": Simulator::new(net, &crate::sim::RunParams { duration_ms: 0.0, stdp: None }).map(|s| s.state_bytes()).unwrap_or(0),
-    })
-}
-
-fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()> {
-    let cfg = load_config(spec, n_rec)?;
-    let net = cfg.network.build(cfg.seed, &cfg.plastic_edges)?;
-    println!("{} input + {} recurrent nodes, {} edges ({} plastic)", net.n_input(), net.n_recurrent(), net.n_edges(), net.plastic_edges().len());
-    println!("memory: network arrays {:.1} MB, simulation tables and state {:.1} MB", net.memory_bytes() as f64 / 1e6, Simulator::new(&net, &cfg.run)?.state_bytes() as f64 / 1e6);
-    let rr = net.refraction_ratio();
-    let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
-    println!("\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
-    println!("{:<22} {:>8}  {:>44}  {:>44}  {:>7}", "edge class", "edges", "latency ms: min / p10 / median / p90 / max", "refraction ratio: min / p10 / median / p90 / max", "<= 1");
-    for c in [EdgeClass::InputToRecurrent, EdgeClass::RecurrentToRecurrent, EdgeClass::InputToInput, EdgeClass::RecurrentToInput] {
-        let idx: Vec<usize> = (0..net.n_edges()).filter(|&e| net.edge_class[e] == c).collect();
-        if idx.is_empty() {
-            continue;
-        }
-        let l = quantiles(&idx.iter().map(|&e| net.edge_latency_ms[e]).collect::<Vec<_>>(), &qs);
         let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
-        let rq = quantiles(&r, &qs);
+        let rq = crate::network::quantiles(&r, &qs);
         let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
-        let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ");
-        println!("{:<22} {:>8}  {:>44}  {:>44}  {:>6.1}%", format!("{c:?}"), idx.len(), fmt(&l), fmt(&rq), 100.0 * below);
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!(
+            "{:<22} {:>8}  {:>44}  {:>44}  {:>6.1}%",
+            format!("{c:?}"),
+            idx.len(),
+            fmt(&l),
+            fmt(&rq),
+            100.0 * below
+        );
     }
     if let Some(dir) = export {
         crate::network::export::export_npy(&net, dir)
             .with_context(|| format!("{}: network export failed", dir.display()))?;
-        println!("\nexported to {} (layout: {}/README.md)", dir.display(), dir.display());
+        println!(
+            "\nexported to {} (layout: {}/README.md)",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -284,15 +537,29 @@ fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run.duration_ms, stimuli.len());
     println!("  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
-    println!("  arrivals per digit   {:.3e}", arrivals as f64 / stimuli.len() as f64);
-    println!("  activations per digit {:.0}", activations as f64 / stimuli.len() as f64);
-    println!("  ms per digit         {:.2}", 1e3 * secs / stimuli.len() as f64);
+    println!(
+        "  arrivals per digit   {:.3e}",
+        arrivals as f64 / stimuli.len() as f64
+    );
+    println!(
+        "  activations per digit {:.0}",
+        activations as f64 / stimuli.len() as f64
+    );
+    println!(
+        "  ms per digit         {:.2}",
+        1e3 * secs / stimuli.len() as f64
+    );
     println!("  arrivals per second  {:.3e}", arrivals as f64 / secs);
     println!("  (peer: Brian2 cpp_standalone, 0.1 ms grid, about 25 ms per digit and 6.7e7 arrivals/s on this network)");
     Ok(())
 }
 
 fn bench_knn(n: usize, dim: usize) -> Result<()> {
-    let _ = (n, dim);
-    bail!("bench knn: not yet wired")
+    println!("kNN benchmark: {n} seeded vectors of {dim} dimensions (half zeros), 10 random splits of 90%/10%, k = 5, distance-weighted Euclidean, exact");
+    let secs = crate::eval::knn_timing_demo(n, dim);
+    println!(
+        "  full protocol: {secs:.1} s on {} threads",
+        rayon::current_num_threads()
+    );
+    Ok(())
 }

@@ -40,7 +40,7 @@ pub enum ConfigError {
 /// How the network is built.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NetworkPlan {
-    TwoPopulation(TwoPopulationSpec),
+    TwoPopulation(Box<TwoPopulationSpec>),
     EdgeList {
         nodes: Vec<NodeSpec>,
         edges: Vec<EdgeSpec>,
@@ -336,7 +336,7 @@ impl RawConfig {
                     |v| v.is_finite() && v > 0.0,
                     "a conduction velocity must be > 0",
                 )?;
-                NetworkPlan::TwoPopulation(TwoPopulationSpec {
+                NetworkPlan::TwoPopulation(Box::new(TwoPopulationSpec {
                     input_rows: net.input_rows,
                     input_cols: net.input_cols,
                     input_pitch_um: c.positive("network.input_pitch_um", net.input_pitch_um)?,
@@ -360,7 +360,7 @@ impl RawConfig {
                         &net.recurrent_weights,
                         net.n_recurrent,
                     )?,
-                })
+                }))
             }
             Builder::EdgeList => {
                 let mut nodes = Vec::new();

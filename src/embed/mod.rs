@@ -108,7 +108,13 @@ impl Embedder {
     }
 
     /// Writes each view's vector into `out[view]` (resized to the view's dim).
-    pub fn embed(&self, net: &Network, initial_weights: &[f32], rec: &Recording, out: &mut [Vec<f32>]) {
+    pub fn embed(
+        &self,
+        net: &Network,
+        initial_weights: &[f32],
+        rec: &Recording,
+        out: &mut [Vec<f32>],
+    ) {
         for (v, (view, o)) in self.views.iter().zip(out.iter_mut()).enumerate() {
             o.clear();
             match view.kind {

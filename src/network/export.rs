@@ -51,14 +51,30 @@ pub fn export_npy(net: &Network, dir: &Path) -> Result<(), std::io::Error> {
     for (name, v) in f64s {
         write_npy(dir.join(format!("{name}.npy")), &Array1::from(v.clone())).map_err(io)?;
     }
-    for (name, v) in [("edge_source", &net.edge_source), ("edge_target", &net.edge_target)] {
+    for (name, v) in [
+        ("edge_source", &net.edge_source),
+        ("edge_target", &net.edge_target),
+    ] {
         write_npy(dir.join(format!("{name}.npy")), &Array1::from(v.clone())).map_err(io)?;
     }
-    write_npy(dir.join("edge_weight.npy"), &Array1::from(net.edge_weight.clone())).map_err(io)?;
+    write_npy(
+        dir.join("edge_weight.npy"),
+        &Array1::from(net.edge_weight.clone()),
+    )
+    .map_err(io)?;
     let u8s: [(&str, Vec<u8>); 3] = [
-        ("node_population", net.population.iter().map(|&p| p as u8).collect()),
-        ("edge_plastic", net.edge_plastic.iter().map(|&p| p as u8).collect()),
-        ("edge_class", net.edge_class.iter().map(|&c| c as u8).collect()),
+        (
+            "node_population",
+            net.population.iter().map(|&p| p as u8).collect(),
+        ),
+        (
+            "edge_plastic",
+            net.edge_plastic.iter().map(|&p| p as u8).collect(),
+        ),
+        (
+            "edge_class",
+            net.edge_class.iter().map(|&c| c as u8).collect(),
+        ),
     ];
     for (name, v) in u8s {
         write_npy(dir.join(format!("{name}.npy")), &Array1::from(v)).map_err(io)?;

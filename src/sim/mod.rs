@@ -89,7 +89,9 @@ pub struct RunParams {
 pub enum SimError {
     #[error("weights: {got} values for a network of {expected} edges")]
     WeightCount { got: usize, expected: usize },
-    #[error("stimulus activation {index}: node {node} does not exist (network has {n_nodes} nodes)")]
+    #[error(
+        "stimulus activation {index}: node {node} does not exist (network has {n_nodes} nodes)"
+    )]
     StimulusNode {
         index: usize,
         node: u32,
@@ -199,11 +201,18 @@ impl<'a> Simulator<'a> {
 
     /// As [`Simulator::new`], but computing every decay with `exp` per arrival
     /// (the direct formula); for testing the tables against it.
-    pub fn new_without_tables(net: &'a Network, params: &RunParams) -> Result<Simulator<'a>, SimError> {
+    pub fn new_without_tables(
+        net: &'a Network,
+        params: &RunParams,
+    ) -> Result<Simulator<'a>, SimError> {
         Simulator::build(net, params, false)
     }
 
-    fn build(net: &'a Network, params: &RunParams, allow_tables: bool) -> Result<Simulator<'a>, SimError> {
+    fn build(
+        net: &'a Network,
+        params: &RunParams,
+        allow_tables: bool,
+    ) -> Result<Simulator<'a>, SimError> {
         if !(params.duration_ms.is_finite() && params.duration_ms >= 0.0) {
             return Err(SimError::Duration(params.duration_ms));
         }
@@ -213,10 +222,15 @@ impl<'a> Simulator<'a> {
         let (inv_tau_plus, inv_tau_minus) = match params.stdp {
             Some(s) => {
                 if !(s.tau_plus_ms > 0.0 && s.tau_minus_ms > 0.0) {
-                    return Err(SimError::Stdp("tau_plus_ms and tau_minus_ms must be > 0".into()));
+                    return Err(SimError::Stdp(
+                        "tau_plus_ms and tau_minus_ms must be > 0".into(),
+                    ));
                 }
                 if s.w_min > s.w_max || !s.w_min.is_finite() || !s.w_max.is_finite() {
-                    return Err(SimError::Stdp(format!("w_min = {} must be <= w_max = {}", s.w_min, s.w_max)));
+                    return Err(SimError::Stdp(format!(
+                        "w_min = {} must be <= w_max = {}",
+                        s.w_min, s.w_max
+                    )));
                 }
                 (1.0 / s.tau_plus_ms, 1.0 / s.tau_minus_ms)
             }
@@ -229,7 +243,9 @@ impl<'a> Simulator<'a> {
         let mut in_offsets = vec![0u32; n + 1];
         if stdp_on {
             for j in 0..n {
-                for &e in &net.in_plastic_edges[net.in_plastic_offsets[j] as usize..net.in_plastic_offsets[j + 1] as usize] {
+                for &e in &net.in_plastic_edges
+                    [net.in_plastic_offsets[j] as usize..net.in_plastic_offsets[j + 1] as usize]
+                {
                     plastic_index[e as usize] = plastic_edge.len() as u32;
                     plastic_edge.push(e);
                 }
@@ -263,16 +279,29 @@ impl<'a> Simulator<'a> {
         let tables = allow_tables && uniform && lat_max * max_inv_tau <= MAX_TABLED_EXPONENT;
         let (f_s, f_plus, f_minus) = if tables {
             (
-                net.edge_latency_ms.iter().map(|l| (l * inv_tau_s_uniform).exp()).collect(),
-                plastic_edge.iter().map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_plus).exp()).collect(),
-                plastic_edge.iter().map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_minus).exp()).collect(),
+                net.edge_latency_ms
+                    .iter()
+                    .map(|l| (l * inv_tau_s_uniform).exp())
+                    .collect(),
+                plastic_edge
+                    .iter()
+                    .map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_plus).exp())
+                    .collect(),
+                plastic_edge
+                    .iter()
+                    .map(|&e| (net.edge_latency_ms[e as usize] * inv_tau_minus).exp())
+                    .collect(),
             )
         } else {
             (Vec::new(), Vec::new(), Vec::new())
         };
         // Epochs strictly shorter than the smallest latency (the margin keeps
         // floor(t / epoch) from rounding an emission into its own epoch).
-        let epoch_ms = if m == 0 { MAX_EPOCH_MS } else { (lat_min * (1.0 - 1e-6)).min(MAX_EPOCH_MS) };
+        let epoch_ms = if m == 0 {
+            MAX_EPOCH_MS
+        } else {
+            (lat_min * (1.0 - 1e-6)).min(MAX_EPOCH_MS)
+        };
         if params.duration_ms / epoch_ms > 1e9 {
             return Err(SimError::TooLong {
                 duration: params.duration_ms,
@@ -402,7 +431,9 @@ impl<'a> Simulator<'a> {
             let slot = (epoch & mask) as usize;
             std::mem::swap(&mut ws.current, &mut ws.ring[slot]);
             pending -= ws.current.len();
-            while stim_cursor < ws.stimulus.len() && epoch_of(key_time(ws.stimulus[stim_cursor])) <= epoch {
+            while stim_cursor < ws.stimulus.len()
+                && epoch_of(key_time(ws.stimulus[stim_cursor])) <= epoch
+            {
                 ws.current.push(ws.stimulus[stim_cursor]);
                 stim_cursor += 1;
             }
@@ -437,11 +468,18 @@ impl<'a> Simulator<'a> {
             // run): every target is processed up to a limit before any goes past it.
             let epoch_end = (epoch + 1) as f64 * self.epoch_ms;
             loop {
-                let snap = snapshot_times.get(next_snapshot).copied().filter(|&t| t < epoch_end);
+                let snap = snapshot_times
+                    .get(next_snapshot)
+                    .copied()
+                    .filter(|&t| t < epoch_end);
                 let limit = snap.unwrap_or(f64::INFINITY).min(duration);
                 for gi in 0..ws.touched.len() {
                     let j = ws.touched[gi] as usize;
-                    let end = if gi + 1 < ws.touched.len() { ws.group_start[gi + 1] as usize } else { ws.grouped.len() };
+                    let end = if gi + 1 < ws.touched.len() {
+                        ws.group_start[gi + 1] as usize
+                    } else {
+                        ws.grouped.len()
+                    };
                     let mut c = ws.group_start[gi] as usize;
                     while c < end {
                         let k = ws.grouped[c];
@@ -458,7 +496,11 @@ impl<'a> Simulator<'a> {
                         ctx.flush_activations(ws);
                         ctx.rec.snapshots.push(WeightSnapshot {
                             time_ms: t,
-                            weights: spec.snapshot_edges.iter().map(|&e| ctx.weights[e as usize]).collect(),
+                            weights: spec
+                                .snapshot_edges
+                                .iter()
+                                .map(|&e| ctx.weights[e as usize])
+                                .collect(),
                         });
                         next_snapshot += 1;
                     }
@@ -472,7 +514,11 @@ impl<'a> Simulator<'a> {
         while next_snapshot < snapshot_times.len() {
             ctx.rec.snapshots.push(WeightSnapshot {
                 time_ms: snapshot_times[next_snapshot],
-                weights: spec.snapshot_edges.iter().map(|&e| ctx.weights[e as usize]).collect(),
+                weights: spec
+                    .snapshot_edges
+                    .iter()
+                    .map(|&e| ctx.weights[e as usize])
+                    .collect(),
             });
             next_snapshot += 1;
         }
@@ -520,7 +566,11 @@ impl<'a> Simulator<'a> {
         }
         for gi in 0..ws.touched.len() {
             ws.group_count[ws.touched[gi] as usize] = 0;
-            let end = if gi + 1 < ws.touched.len() { ws.group_start[gi + 1] as usize } else { ws.grouped.len() };
+            let end = if gi + 1 < ws.touched.len() {
+                ws.group_start[gi + 1] as usize
+            } else {
+                ws.grouped.len()
+            };
             let group = &mut ws.grouped[ws.group_start[gi] as usize..end];
             if group.len() > 1 {
                 group.sort_unstable();
@@ -598,7 +648,15 @@ impl Ctx<'_, '_, '_> {
 
     /// Processes one event at target j.
     #[inline(always)]
-    fn process(&mut self, ws: &mut Workspace, j: usize, k: u128, epoch: u64, mask: u64, pending: &mut usize) {
+    fn process(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        k: u128,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
         let s = self.sim;
         let net = s.net;
         let t = key_time(k);
@@ -635,7 +693,10 @@ impl Ctx<'_, '_, '_> {
                     let f = ws.emission_factor[emission];
                     (f[1] * s.f_plus[pi], f[2] * s.f_minus[pi])
                 } else {
-                    (((t - self.origin) * s.inv_tau_plus).exp(), ((t - self.origin) * s.inv_tau_minus).exp())
+                    (
+                        ((t - self.origin) * s.inv_tau_plus).exp(),
+                        ((t - self.origin) * s.inv_tau_minus).exp(),
+                    )
                 };
                 let y = ws.post_trace[j] / g_minus;
                 if y > 0.0 {
@@ -664,7 +725,16 @@ impl Ctx<'_, '_, '_> {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn activate(&mut self, ws: &mut Workspace, j: usize, t: f64, cause: Option<EdgeId>, epoch: u64, mask: u64, pending: &mut usize) {
+    fn activate(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        t: f64,
+        cause: Option<EdgeId>,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
         let s = self.sim;
         let net = s.net;
         ws.potential[j] = 0.0;
@@ -693,7 +763,8 @@ impl Ctx<'_, '_, '_> {
                 let x = ws.pre_trace[pi];
                 if x > 0.0 {
                     let e = s.plastic_edge[pi] as usize;
-                    self.weights[e] = (self.weights[e] as f64 + p.a_plus * x * h).clamp(p.w_min, p.w_max) as f32;
+                    self.weights[e] =
+                        (self.weights[e] as f64 + p.a_plus * x * h).clamp(p.w_min, p.w_max) as f32;
                     self.totals.stdp_updates += 1;
                 }
             }
@@ -707,8 +778,16 @@ impl Ctx<'_, '_, '_> {
         if s.tables {
             ws.emission_factor.push([
                 (rel * s.inv_tau_s_uniform).exp(),
-                if s.params.stdp.is_some() { (rel * s.inv_tau_plus).exp() } else { 0.0 },
-                if s.params.stdp.is_some() { (rel * s.inv_tau_minus).exp() } else { 0.0 },
+                if s.params.stdp.is_some() {
+                    (rel * s.inv_tau_plus).exp()
+                } else {
+                    0.0
+                },
+                if s.params.stdp.is_some() {
+                    (rel * s.inv_tau_minus).exp()
+                } else {
+                    0.0
+                },
             ]);
         }
         let inv_epoch = 1.0 / s.epoch_ms;

@@ -310,7 +310,12 @@ fn weight_snapshots_hold_weights_at_their_times() {
     };
     let rec = Simulator::new(&net, &params)
         .unwrap()
-        .run(&mut Workspace::default(), &mut w, &stim(&[(0, 0.0), (1, 6.0)]), &spec)
+        .run(
+            &mut Workspace::default(),
+            &mut w,
+            &stim(&[(0, 0.0), (1, 6.0)]),
+            &spec,
+        )
         .unwrap();
     let times: Vec<f64> = rec.snapshots.iter().map(|s| s.time_ms).collect();
     assert_eq!(times, vec![1.0, 6.5, 7.0]);
@@ -346,7 +351,9 @@ fn bad_inputs_are_errors() {
     assert!(e.to_string().contains("duration_ms"));
     let mut w = vec![0.0; 1];
     let sim = Simulator::new(&net, &p).unwrap();
-    assert!(sim.run(&mut Workspace::default(), &mut w, &[], &spec).is_err());
+    assert!(sim
+        .run(&mut Workspace::default(), &mut w, &[], &spec)
+        .is_err());
 }
 
 pub(crate) fn test_network(n_rec: usize, seed: u64) -> Network {
@@ -417,12 +424,20 @@ fn reference_simulation(
     s: &[ExternalActivation],
     dur: f64,
 ) -> (Vec<(u32, f64)>, Vec<f32>) {
-    #[derive(PartialEq, PartialOrd)]
+    #[derive(PartialEq)]
     struct Ev(f64, u32, u32);
     impl Eq for Ev {}
+    impl PartialOrd for Ev {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
     impl Ord for Ev {
         fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-            self.partial_cmp(o).unwrap()
+            self.0
+                .total_cmp(&o.0)
+                .then(self.1.cmp(&o.1))
+                .then(self.2.cmp(&o.2))
         }
     }
     let n = net.n_nodes();
@@ -500,7 +515,13 @@ fn reference_simulation(
 /// Compares an engine run with the reference: the same activation events (the
 /// times are exact sums of latencies in both, so they must agree bit for bit)
 /// and weights equal up to floating-point rounding.
-fn check_against_reference(net: &Network, p: &StdpParams, s: &[ExternalActivation], dur: f64, tables: bool) {
+fn check_against_reference(
+    net: &Network,
+    p: &StdpParams,
+    s: &[ExternalActivation],
+    dur: f64,
+    tables: bool,
+) {
     let (ref_acts, ref_w) = reference_simulation(net, p, s, dur);
     let params = RunParams {
         duration_ms: dur,
@@ -516,12 +537,26 @@ fn check_against_reference(net: &Network, p: &StdpParams, s: &[ExternalActivatio
         ..Default::default()
     };
     let mut w = net.edge_weight.clone();
-    let rec = sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap();
-    let acts: Vec<(u32, f64)> = rec.activations.iter().map(|a| (a.node, a.time_ms)).collect();
-    assert!(acts.len() > 300, "network too quiet for a meaningful test: {}", acts.len());
+    let rec = sim
+        .run(&mut Workspace::default(), &mut w, s, &spec)
+        .unwrap();
+    let acts: Vec<(u32, f64)> = rec
+        .activations
+        .iter()
+        .map(|a| (a.node, a.time_ms))
+        .collect();
+    assert!(
+        acts.len() > 300,
+        "network too quiet for a meaningful test: {}",
+        acts.len()
+    );
     assert_eq!(acts.len(), ref_acts.len());
     assert_eq!(acts, ref_acts);
-    let worst = w.iter().zip(&ref_w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = w
+        .iter()
+        .zip(&ref_w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "largest weight difference {worst}");
     assert!(ref_w != net.edge_weight, "STDP changed nothing");
 }
@@ -561,7 +596,14 @@ fn long_runs_move_the_origin_and_stay_exact() {
     p.tau_plus_ms = 2.0;
     p.tau_minus_ms = 4.0;
     let s: Vec<ExternalActivation> = (0..4)
-        .flat_map(|k| test_stimulus(36, 9).into_iter().map(move |a| ExternalActivation { node: a.node, time_ms: a.time_ms + 100.0 * k as f64 }))
+        .flat_map(|k| {
+            test_stimulus(36, 9)
+                .into_iter()
+                .map(move |a| ExternalActivation {
+                    node: a.node,
+                    time_ms: a.time_ms + 100.0 * k as f64,
+                })
+        })
         .collect();
     check_against_reference(&net, &p, &s, 400.0, true);
     check_against_reference(&net, &p, &s, 400.0, false);
@@ -613,7 +655,11 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         .iter()
         .map(|s| {
             let mut w = net.edge_weight.clone();
-            (sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap(), w)
+            (
+                sim.run(&mut Workspace::default(), &mut w, s, &spec)
+                    .unwrap(),
+                w,
+            )
         })
         .collect();
     assert!(alone[0].0.totals.activations > 100);
