@@ -384,6 +384,17 @@ pub fn encode(
             super::npy::write_rows(&p, n_rows, v.dim, a, &block).map_err(io(&p))?;
         }
         let seconds = tc.elapsed().as_secs_f64();
+        if opts.progress && bar.is_hidden() {
+            // No terminal (a log, a job array): one line per committed chunk.
+            let done = b;
+            let rate = (b - a) as f64 / seconds.max(1e-9);
+            eprintln!(
+                "encode: chunk {}/{} committed, {done}/{n_rows} images, {rate:.1} images/s, ETA {:.0} s",
+                c + 1,
+                n_chunks,
+                (n_rows - done) as f64 / rate
+            );
+        }
         write_json_atomic(
             &marker,
             &ChunkMarker {
