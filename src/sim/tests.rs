@@ -310,7 +310,12 @@ fn weight_snapshots_hold_weights_at_their_times() {
     };
     let rec = Simulator::new(&net, &params)
         .unwrap()
-        .run(&mut Workspace::default(), &mut w, &stim(&[(0, 0.0), (1, 6.0)]), &spec)
+        .run(
+            &mut Workspace::default(),
+            &mut w,
+            &stim(&[(0, 0.0), (1, 6.0)]),
+            &spec,
+        )
         .unwrap();
     let times: Vec<f64> = rec.snapshots.iter().map(|s| s.time_ms).collect();
     assert_eq!(times, vec![1.0, 6.5, 7.0]);
@@ -346,7 +351,9 @@ fn bad_inputs_are_errors() {
     assert!(e.to_string().contains("duration_ms"));
     let mut w = vec![0.0; 1];
     let sim = Simulator::new(&net, &p).unwrap();
-    assert!(sim.run(&mut Workspace::default(), &mut w, &[], &spec).is_err());
+    assert!(sim
+        .run(&mut Workspace::default(), &mut w, &[], &spec)
+        .is_err());
 }
 
 pub(crate) fn test_network(n_rec: usize, seed: u64) -> Network {
@@ -500,7 +507,13 @@ fn reference_simulation(
 /// Compares an engine run with the reference: the same activation events (the
 /// times are exact sums of latencies in both, so they must agree bit for bit)
 /// and weights equal up to floating-point rounding.
-fn check_against_reference(net: &Network, p: &StdpParams, s: &[ExternalActivation], dur: f64, tables: bool) {
+fn check_against_reference(
+    net: &Network,
+    p: &StdpParams,
+    s: &[ExternalActivation],
+    dur: f64,
+    tables: bool,
+) {
     let (ref_acts, ref_w) = reference_simulation(net, p, s, dur);
     let params = RunParams {
         duration_ms: dur,
@@ -516,12 +529,26 @@ fn check_against_reference(net: &Network, p: &StdpParams, s: &[ExternalActivatio
         ..Default::default()
     };
     let mut w = net.edge_weight.clone();
-    let rec = sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap();
-    let acts: Vec<(u32, f64)> = rec.activations.iter().map(|a| (a.node, a.time_ms)).collect();
-    assert!(acts.len() > 300, "network too quiet for a meaningful test: {}", acts.len());
+    let rec = sim
+        .run(&mut Workspace::default(), &mut w, s, &spec)
+        .unwrap();
+    let acts: Vec<(u32, f64)> = rec
+        .activations
+        .iter()
+        .map(|a| (a.node, a.time_ms))
+        .collect();
+    assert!(
+        acts.len() > 300,
+        "network too quiet for a meaningful test: {}",
+        acts.len()
+    );
     assert_eq!(acts.len(), ref_acts.len());
     assert_eq!(acts, ref_acts);
-    let worst = w.iter().zip(&ref_w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = w
+        .iter()
+        .zip(&ref_w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "largest weight difference {worst}");
     assert!(ref_w != net.edge_weight, "STDP changed nothing");
 }
@@ -561,7 +588,14 @@ fn long_runs_move_the_origin_and_stay_exact() {
     p.tau_plus_ms = 2.0;
     p.tau_minus_ms = 4.0;
     let s: Vec<ExternalActivation> = (0..4)
-        .flat_map(|k| test_stimulus(36, 9).into_iter().map(move |a| ExternalActivation { node: a.node, time_ms: a.time_ms + 100.0 * k as f64 }))
+        .flat_map(|k| {
+            test_stimulus(36, 9)
+                .into_iter()
+                .map(move |a| ExternalActivation {
+                    node: a.node,
+                    time_ms: a.time_ms + 100.0 * k as f64,
+                })
+        })
         .collect();
     check_against_reference(&net, &p, &s, 400.0, true);
     check_against_reference(&net, &p, &s, 400.0, false);
@@ -613,11 +647,61 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         .iter()
         .map(|s| {
             let mut w = net.edge_weight.clone();
-            (sim.run(&mut Workspace::default(), &mut w, s, &spec).unwrap(), w)
+            (
+                sim.run(&mut Workspace::default(), &mut w, s, &spec)
+                    .unwrap(),
+                w,
+            )
         })
         .collect();
     assert!(alone[0].0.totals.activations > 100);
     assert_eq!(alone[0].0.snapshots.len(), 2);
     assert_eq!(go(1), alone);
     assert_eq!(go(2), alone);
+}
+
+#[test]
+fn snapshots_inside_an_epoch_do_not_change_the_dynamics() {
+    // A snapshot time inside an epoch splits it into phases; every event must
+    // still be processed once, at its own target. (A phase used to take the
+    // next group's resume cursor as this group's end, replaying events.)
+    let net = test_network(40, 7);
+    let p = RunParams {
+        duration_ms: 100.0,
+        stdp: Some(reference_stdp()),
+    };
+    let plain = RecordSpec {
+        activations: true,
+        node_counts: true,
+        ..Default::default()
+    };
+    let snapped = RecordSpec {
+        weight_snapshots_ms: (1..40).map(|i| 2.4567 * i as f64).collect(),
+        snapshot_edges: net.plastic_edges(),
+        ..plain.clone()
+    };
+    for tables in [true, false] {
+        let sim = if tables {
+            Simulator::new(&net, &p)
+        } else {
+            Simulator::new_without_tables(&net, &p)
+        }
+        .unwrap();
+        for seed in 0..4 {
+            let s = test_stimulus(36, seed);
+            let (mut w0, mut w1) = (net.edge_weight.clone(), net.edge_weight.clone());
+            let r0 = sim
+                .run(&mut Workspace::default(), &mut w0, &s, &plain)
+                .unwrap();
+            let mut r1 = sim
+                .run(&mut Workspace::default(), &mut w1, &s, &snapped)
+                .unwrap();
+            assert!(r0.totals.activations > 100);
+            assert_eq!(r1.snapshots.len(), 39);
+            assert_eq!(r1.snapshots.last().unwrap().time_ms, 2.4567 * 39.0);
+            r1.snapshots.clear();
+            assert_eq!(r0, r1, "tables {tables}, stimulus {seed}");
+            assert_eq!(w0, w1);
+        }
+    }
 }
