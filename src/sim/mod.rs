@@ -138,6 +138,63 @@ fn key_time(k: u128) -> f64 {
     f64::from_bits((k >> 64) as u64)
 }
 
+/// A queued event: its order key (time bits, then edge << 32 | emission), plus
+/// the target node and plastic index, written at emission where the edge arrays
+/// are read in order, so grouping and processing need no random edge lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Ev {
+    time: u64,
+    low: u64,
+    target: u32,
+    plastic: u32,
+}
+
+impl Ev {
+    #[inline(always)]
+    fn new(k: u128, target: u32, plastic: u32) -> Ev {
+        Ev {
+            time: (k >> 64) as u64,
+            low: k as u64,
+            target,
+            plastic,
+        }
+    }
+    #[inline(always)]
+    fn t(&self) -> f64 {
+        f64::from_bits(self.time)
+    }
+    #[inline(always)]
+    fn less(&self, o: &Ev) -> bool {
+        (self.time, self.low) < (o.time, o.low)
+    }
+}
+
+impl Ord for Ev {
+    fn cmp(&self, o: &Ev) -> std::cmp::Ordering {
+        (self.time, self.low).cmp(&(o.time, o.low))
+    }
+}
+
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, o: &Ev) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Insertion sort (the groups are short: a target's arrivals in one epoch).
+#[inline(always)]
+fn insertion_sort(v: &mut [Ev]) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && x.less(&v[j - 1]) {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
 /// A network prepared for simulation with given run parameters: the per-edge
 /// factor tables, the plastic-edge index and the queue geometry. Immutable and
 /// shareable across threads; each thread brings its own [`Workspace`].
@@ -172,14 +229,16 @@ pub struct Simulator<'a> {
 /// across runs (each run resets it), so a thread allocates once.
 #[derive(Debug, Default)]
 pub struct Workspace {
-    ring: Vec<Vec<u128>>,
-    overflow: BinaryHeap<Reverse<u128>>,
+    ring: Vec<Vec<Ev>>,
+    overflow: BinaryHeap<Reverse<Ev>>,
     stimulus: Vec<u128>,
-    current: Vec<u128>,
-    grouped: Vec<u128>,
+    current: Vec<Ev>,
+    grouped: Vec<Ev>,
     group_count: Vec<u32>,
     touched: Vec<u32>,
     group_start: Vec<u32>,
+    /// Per group: the next event to process (phases stop at snapshot times).
+    group_cursor: Vec<u32>,
     epoch_activations: Vec<Activation>,
     /// Scaled potential: u_j(t) = potential[j] * exp(-(t - origin)/tau_s).
     potential: Vec<f64>,
@@ -423,6 +482,16 @@ impl<'a> Simulator<'a> {
             rec: &mut rec,
             totals: RunTotals::default(),
             origin: 0.0,
+            stdp: self.params.stdp.unwrap_or(StdpParams {
+                a_plus: 0.0,
+                a_minus: 0.0,
+                tau_plus_ms: 1.0,
+                tau_minus_ms: 1.0,
+                w_min: 0.0,
+                w_max: 0.0,
+                lost_arrivals_count: false,
+            }),
+            lost_count_stdp: self.params.stdp.is_some_and(|p| p.lost_arrivals_count),
         };
         let mut stim_cursor = 0usize;
         let mut pending = 0usize;
@@ -434,11 +503,12 @@ impl<'a> Simulator<'a> {
             while stim_cursor < ws.stimulus.len()
                 && epoch_of(key_time(ws.stimulus[stim_cursor])) <= epoch
             {
-                ws.current.push(ws.stimulus[stim_cursor]);
+                let k = ws.stimulus[stim_cursor];
+                ws.current.push(Ev::new(k, k as u32, NOT_PLASTIC));
                 stim_cursor += 1;
             }
             while let Some(&Reverse(k)) = ws.overflow.peek() {
-                if epoch_of(key_time(k)) > epoch {
+                if epoch_of(k.t()) > epoch {
                     break;
                 }
                 ws.current.push(k);
@@ -449,7 +519,7 @@ impl<'a> Simulator<'a> {
                 if pending == 0 {
                     // Nothing in flight: jump to the next stimulus or overflow event.
                     let next_stim = ws.stimulus.get(stim_cursor).map(|&k| epoch_of(key_time(k)));
-                    let next_over = ws.overflow.peek().map(|&Reverse(k)| epoch_of(key_time(k)));
+                    let next_over = ws.overflow.peek().map(|&Reverse(k)| epoch_of(k.t()));
                     match next_stim.into_iter().chain(next_over).min() {
                         Some(b) => epoch = b.max(epoch + 1),
                         None => break,
@@ -473,23 +543,13 @@ impl<'a> Simulator<'a> {
                     .copied()
                     .filter(|&t| t < epoch_end);
                 let limit = snap.unwrap_or(f64::INFINITY).min(duration);
-                for gi in 0..ws.touched.len() {
-                    let j = ws.touched[gi] as usize;
-                    let end = if gi + 1 < ws.touched.len() {
-                        ws.group_start[gi + 1] as usize
-                    } else {
-                        ws.grouped.len()
-                    };
-                    let mut c = ws.group_start[gi] as usize;
-                    while c < end {
-                        let k = ws.grouped[c];
-                        if key_time(k) > limit {
-                            break;
-                        }
-                        c += 1;
-                        ctx.process(ws, j, k, epoch, mask, &mut pending);
+                match (self.params.stdp.is_some(), self.tables) {
+                    (true, true) => ctx.phase::<true, true>(ws, limit, epoch, mask, &mut pending),
+                    (true, false) => ctx.phase::<true, false>(ws, limit, epoch, mask, &mut pending),
+                    (false, true) => ctx.phase::<false, true>(ws, limit, epoch, mask, &mut pending),
+                    (false, false) => {
+                        ctx.phase::<false, false>(ws, limit, epoch, mask, &mut pending)
                     }
-                    ws.group_start[gi] = c as u32;
                 }
                 match snap {
                     Some(t) if t <= duration => {
@@ -528,53 +588,60 @@ impl<'a> Simulator<'a> {
     }
 
     /// Counting sort of the epoch's events by target, then a short sort of
-    /// each target's events by (time, edge).
+    /// each target's events by (time, edge). The order of the targets is that
+    /// of their first event (it does not matter: targets are independent
+    /// within an epoch, and activations are re-sorted at flush).
     fn group_by_target(&self, ws: &mut Workspace) {
-        let targets = &self.net.edge_target;
-        let target_of = |k: u128| -> u32 {
-            let e = (k >> 32) as u32;
-            if e == EXTERNAL {
-                k as u32
-            } else {
-                targets[e as usize]
-            }
-        };
+        let len = ws.current.len();
         ws.touched.clear();
-        for &k in &ws.current {
-            let j = target_of(k) as usize;
-            if ws.group_count[j] == 0 {
-                ws.touched.push(j as u32);
+        ws.touched.resize(len, 0);
+        let mut nt = 0usize;
+        {
+            let touched = &mut ws.touched[..len];
+            let count = &mut ws.group_count[..];
+            for ev in &ws.current {
+                let j = ev.target as usize;
+                let c = count[j];
+                // Branch-free: the slot is kept only for a first event.
+                touched[nt] = j as u32;
+                nt += (c == 0) as usize;
+                count[j] = c + 1;
             }
-            ws.group_count[j] += 1;
         }
-        ws.touched.sort_unstable();
+        ws.touched.truncate(nt);
+
         ws.group_start.clear();
+        ws.group_cursor.clear();
         let mut offset = 0u32;
         for &j in &ws.touched {
             ws.group_start.push(offset);
+            ws.group_cursor.push(offset);
             let c = ws.group_count[j as usize];
             // Reuse the count as the fill cursor.
             ws.group_count[j as usize] = offset;
             offset += c;
         }
-        ws.grouped.clear();
-        ws.grouped.resize(ws.current.len(), 0);
-        for &k in &ws.current {
-            let j = target_of(k) as usize;
-            ws.grouped[ws.group_count[j] as usize] = k;
-            ws.group_count[j] += 1;
+        if ws.grouped.len() < len {
+            ws.grouped.resize(len, Ev::default());
+        }
+        {
+            let grouped = &mut ws.grouped[..len];
+            let count = &mut ws.group_count[..];
+            for ev in &ws.current {
+                let j = ev.target as usize;
+                let c = count[j];
+                grouped[c as usize] = *ev;
+                count[j] = c + 1;
+            }
         }
         for gi in 0..ws.touched.len() {
             ws.group_count[ws.touched[gi] as usize] = 0;
             let end = if gi + 1 < ws.touched.len() {
                 ws.group_start[gi + 1] as usize
             } else {
-                ws.grouped.len()
+                len
             };
-            let group = &mut ws.grouped[ws.group_start[gi] as usize..end];
-            if group.len() > 1 {
-                group.sort_unstable();
-            }
+            insertion_sort(&mut ws.grouped[ws.group_start[gi] as usize..end]);
         }
     }
 
@@ -610,6 +677,9 @@ struct Ctx<'s, 'a, 'w> {
     rec: &'w mut Recording,
     totals: RunTotals,
     origin: f64,
+    /// The STDP parameters (zeros when off), and whether a lost arrival counts.
+    stdp: StdpParams,
+    lost_count_stdp: bool,
 }
 
 impl Ctx<'_, '_, '_> {
@@ -646,22 +716,55 @@ impl Ctx<'_, '_, '_> {
         }
     }
 
+    /// Processes, target by target, every grouped event with time <= limit.
+    #[inline(never)]
+    fn phase<const STDP: bool, const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        limit: f64,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
+        let len = ws.current.len();
+        for gi in 0..ws.touched.len() {
+            let j = ws.touched[gi] as usize;
+            let end = if gi + 1 < ws.touched.len() {
+                ws.group_start[gi + 1] as usize
+            } else {
+                len
+            };
+            // The group ends where the next one starts (group_start is never
+            // advanced; the cursor is, so a later phase resumes at it).
+            let mut c = ws.group_cursor[gi] as usize;
+            while c < end {
+                let k = ws.grouped[c];
+                if k.t() > limit {
+                    break;
+                }
+                c += 1;
+                self.process::<STDP, TABLES>(ws, j, k, epoch, mask, pending);
+            }
+            ws.group_cursor[gi] = c as u32;
+        }
+    }
+
     /// Processes one event at target j.
     #[inline(always)]
-    fn process(
+    fn process<const STDP: bool, const TABLES: bool>(
         &mut self,
         ws: &mut Workspace,
         j: usize,
-        k: u128,
+        k: Ev,
         epoch: u64,
         mask: u64,
         pending: &mut usize,
     ) {
         let s = self.sim;
         let net = s.net;
-        let t = key_time(k);
-        let edge = (k >> 32) as u32;
-        let emission = k as u32 as usize;
+        let t = k.t();
+        let edge = (k.low >> 32) as u32;
+        let emission = k.low as u32 as usize;
         let refractory = t - ws.last_activation[j] < net.refractory_period_ms[j];
         let cause;
         if edge == EXTERNAL {
@@ -674,22 +777,22 @@ impl Ctx<'_, '_, '_> {
         } else {
             let e = edge as usize;
             self.totals.arrivals += 1;
-            let pi = s.plastic_index[e];
+            let pi = k.plastic;
             if refractory {
                 self.totals.lost_arrivals += 1;
                 if self.spec.node_counts {
                     self.rec.lost_counts[j] += 1;
                 }
-                if pi == NOT_PLASTIC || !s.params.stdp.is_some_and(|p| p.lost_arrivals_count) {
+                if !STDP || pi == NOT_PLASTIC || !self.lost_count_stdp {
                     return;
                 }
             }
             let w = self.weights[e] as f64;
-            if pi != NOT_PLASTIC {
+            if STDP && pi != NOT_PLASTIC {
                 // Depression from earlier post activations; then the pre trace.
-                let Some(p) = s.params.stdp else { return };
+                let p = self.stdp;
                 let pi = pi as usize;
-                let (g_plus, g_minus) = if s.tables {
+                let (g_plus, g_minus) = if TABLES {
                     let f = ws.emission_factor[emission];
                     (f[1] * s.f_plus[pi], f[2] * s.f_minus[pi])
                 } else {
@@ -708,7 +811,7 @@ impl Ctx<'_, '_, '_> {
             if refractory {
                 return;
             }
-            let g = if s.tables {
+            let g = if TABLES {
                 ws.emission_factor[emission][0] * s.f_s[e]
             } else {
                 ((t - self.origin) * s.inv_tau_s[j]).exp()
@@ -720,12 +823,12 @@ impl Ctx<'_, '_, '_> {
             }
             cause = Some(edge as EdgeId);
         }
-        self.activate(ws, j, t, cause, epoch, mask, pending);
+        self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask, pending);
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn activate(
+    #[inline(never)]
+    fn activate<const STDP: bool, const TABLES: bool>(
         &mut self,
         ws: &mut Workspace,
         j: usize,
@@ -756,7 +859,8 @@ impl Ctx<'_, '_, '_> {
             });
         }
         let rel = t - self.origin;
-        if let Some(p) = s.params.stdp {
+        if STDP {
+            let p = self.stdp;
             // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
             let h = (-rel * s.inv_tau_plus).exp();
             for pi in s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize {
@@ -770,20 +874,20 @@ impl Ctx<'_, '_, '_> {
             }
             ws.post_trace[j] += (rel * s.inv_tau_minus).exp();
         }
-        let out = net.out_offsets[j] as usize..net.out_offsets[j + 1] as usize;
-        if out.is_empty() {
+        let (lo, hi) = (net.out_offsets[j] as usize, net.out_offsets[j + 1] as usize);
+        if lo == hi {
             return;
         }
-        let emission = ws.emission_factor.len() as u32;
-        if s.tables {
+        let emission = ws.emission_factor.len() as u32 as u64;
+        if TABLES {
             ws.emission_factor.push([
                 (rel * s.inv_tau_s_uniform).exp(),
-                if s.params.stdp.is_some() {
+                if STDP {
                     (rel * s.inv_tau_plus).exp()
                 } else {
                     0.0
                 },
-                if s.params.stdp.is_some() {
+                if STDP {
                     (rel * s.inv_tau_minus).exp()
                 } else {
                     0.0
@@ -791,18 +895,28 @@ impl Ctx<'_, '_, '_> {
             ]);
         }
         let inv_epoch = 1.0 / s.epoch_ms;
-        for e in out {
-            let ta = t + net.edge_latency_ms[e];
+        let latency = &net.edge_latency_ms[lo..hi];
+        let target = &net.edge_target[lo..hi];
+        let plastic = &s.plastic_index[lo..hi];
+        let mut overflowed = 0usize;
+        for i in 0..latency.len() {
+            let ta = t + latency[i];
             let b = (ta * inv_epoch) as u64;
             debug_assert!(b > epoch, "emission fell in its own epoch");
-            let k = key(ta, e as u32, emission);
+            let ev = Ev {
+                time: ta.to_bits(),
+                low: (((lo + i) as u64) << 32) | emission,
+                target: target[i],
+                plastic: plastic[i],
+            };
             if b - epoch <= mask {
-                ws.ring[(b & mask) as usize].push(k);
-                *pending += 1;
+                ws.ring[(b & mask) as usize].push(ev);
             } else {
-                ws.overflow.push(Reverse(k));
+                ws.overflow.push(Reverse(ev));
+                overflowed += 1;
             }
         }
+        *pending += latency.len() - overflowed;
     }
 }
 
