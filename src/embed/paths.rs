@@ -285,19 +285,33 @@ mod tests {
             (2, 12.0, Some(1)),
             (0, 0.0, None),
         ]);
-        let a = PathsEmbedder::new(&net, &params(PathsMethod::CausalEdges), 20.0, 1);
-        let b = PathsEmbedder::new(&net, &params(PathsMethod::CausalEdges), 20.0, 1);
-        let c = PathsEmbedder::new(&net, &params(PathsMethod::CausalEdges), 20.0, 2);
+        let wide = PathsParams {
+            dim: 1 << 20,
+            ..params(PathsMethod::CausalEdges)
+        };
+        let a = PathsEmbedder::new(&net, &wide, 20.0, 1);
+        let b = PathsEmbedder::new(&net, &wide, 20.0, 1);
+        let c = PathsEmbedder::new(&net, &wide, 20.0, 2);
         let (va, vb, vc) = (a.embed(&net, &r), b.embed(&net, &r), c.embed(&net, &r));
         assert_eq!(va, vb);
-        assert_eq!(va.len(), 64);
-        // Three distinct (edge, window) features of count 1: squared norm 3
-        // unless two collide (1/64 chance per pair; fixed by the seed here).
-        let sq = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
-        assert!(sq(&va) == 3.0 || sq(&va) == 4.0 || sq(&va) == 2.0 || sq(&va) == 0.0);
+        assert_eq!(va.len(), 1 << 20);
         assert_ne!(va, vc);
-        let nz = va.iter().filter(|x| **x != 0.0).count();
-        assert!((1..=3).contains(&nz));
+        // Features (edge 0, w0) x1, (edge 1, w0) x1, (edge 1, w1) x1: with 2^20
+        // columns they do not collide (for these seeds), so three entries of
+        // +-1 and squared norm 3; the stimulus activation adds nothing.
+        let sq = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
+        assert_eq!(sq(&va), 3.0);
+        assert_eq!(va.iter().filter(|x| x.abs() == 1.0).count(), 3);
+        // A repeated feature adds sqrt(count).
+        let r2 = rec(&[
+            (1, 1.0, Some(0)),
+            (1, 3.0, Some(0)),
+            (1, 5.0, Some(0)),
+            (1, 7.0, Some(0)),
+        ]);
+        let v2 = a.embed(&net, &r2);
+        assert_eq!(v2.iter().filter(|x| x.abs() == 2.0).count(), 1);
+        assert_eq!(sq(&v2), 4.0);
     }
 
     #[test]

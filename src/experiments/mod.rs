@@ -151,6 +151,7 @@ pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
 /// Simulates image `set.image(i)` for every `i` in `indices`, from `weights`
 /// (not changed: each run starts from a copy), and maps each recording with
 /// `embed`. Parallel over images; the output is in `indices` order.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_images<T: Send>(
     sim: &Simulator,
     weights: &[f32],
