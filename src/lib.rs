@@ -17,6 +17,7 @@ pub mod dataset;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod experiments;
 pub mod network;
 pub mod pipeline;
 pub mod record;

@@ -1,0 +1,87 @@
+//! The quick versions of experiments 1 and 2, end to end (they run in CI).
+
+use super::*;
+
+fn quick(out: &Path) -> ExperimentOptions {
+    ExperimentOptions {
+        quick: true,
+        out: out.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn quick_paths_runs_and_beats_chance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = reproduce_paths(&quick(dir.path())).expect("experiment 1 quick");
+    assert_eq!(r.experiment, "paths");
+    assert_eq!(r.dataset.n, paths::QUICK_IMAGES);
+    assert_eq!(r.results.len(), 3);
+    assert_eq!(r.protocol.repeats, 10);
+    assert_eq!(r.protocol.metric, "cosine");
+    assert!(r.baselines.iter().any(|b| b.embedding == "pixels"));
+    for row in &r.results {
+        assert_eq!(row.per_class.len(), 10);
+        // Chance is 10%; the bar is 50%.
+        assert!(
+            row.accuracy_mean > 0.5,
+            "{}: {}",
+            row.embedding,
+            row.accuracy_mean
+        );
+    }
+    for f in ["report.json", "report.md", "fig1_paths_pca.png"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let text = std::fs::read_to_string(dir.path().join("report.json")).expect("read report");
+    let back: crate::report::Report = serde_json::from_str(&text).expect("parse report");
+    assert_eq!(back.results.len(), r.results.len());
+}
+
+#[test]
+fn quick_stdp_runs_and_beats_chance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = reproduce_stdp(&quick(dir.path())).expect("experiment 2 quick");
+    assert_eq!(r.experiment, "stdp");
+    let wc = &r.extra["weight_change"];
+    let shares: f64 = [
+        "up",
+        "down",
+        "turned_inhibitory",
+        "turned_excitatory",
+        "unchanged",
+    ]
+    .iter()
+    .map(|k| wc[*k].as_f64().expect("share"))
+    .sum();
+    assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
+    assert!(wc["plastic_edges"].as_u64().expect("count") > 0);
+    // Learning changed something.
+    assert!(wc["unchanged"].as_f64().expect("share") < 1.0);
+    for name in ["original", "learned"] {
+        let knn = r
+            .results
+            .iter()
+            .find(|row| row.classifier == "knn" && row.embedding.ends_with(name))
+            .expect("kNN row");
+        assert_eq!(knn.per_class.len(), 2);
+        // Chance is about 50%; the bar is 80%.
+        assert!(
+            knn.accuracy_mean > 0.8,
+            "{}: {}",
+            knn.embedding,
+            knn.accuracy_mean
+        );
+        assert!(r
+            .results
+            .iter()
+            .any(|row| row.classifier == "linear_svm" && row.embedding.ends_with(name)));
+    }
+    assert!(r
+        .baselines
+        .iter()
+        .any(|b| b.embedding == "pixels" && b.classifier == "knn"));
+    for f in ["report.json", "report.md", "fig2_stdp_weights.png"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+}
