@@ -319,9 +319,53 @@ mod pipeline {
     pub const QUICK_N: usize = 50;
 }
 
+/// Experiments 1 (paths) and 2 (stdp), which have their own runners.
 fn reproduce_other(a: &super::ReproduceArgs) -> Result<()> {
-    let _ = a;
-    bail!("reproduce paths / stdp: not yet wired")
+    use super::ExperimentName;
+    use crate::experiments::{reproduce_paths, reproduce_stdp, ExperimentOptions};
+    if a.sweep {
+        bail!("--sweep is for `reproduce weights` (experiment 3)");
+    }
+    if a.query.query_images.is_some() {
+        bail!("--query-images: the held-out protocol is offered by `reproduce weights`, `run` and `encode`");
+    }
+    if a.data.limit.is_some() {
+        bail!("--limit: experiments 1 and 2 choose their image counts (use --quick for the small version)");
+    }
+    let name = match a.experiment {
+        ExperimentName::Paths => "paths",
+        ExperimentName::Stdp => "stdp",
+        ExperimentName::Weights => "weights",
+    };
+    let config = match &a.config {
+        Some(c) => Some(load_config(c, None)?),
+        None => None,
+    };
+    let dir = if a.quick {
+        format!("{name}-quick")
+    } else {
+        name.to_string()
+    };
+    let opts = ExperimentOptions {
+        quick: a.quick,
+        out: a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(dir)),
+        threads: a.threads,
+        images: match (&a.data.images, &a.data.labels) {
+            (Some(i), Some(l)) => Some((i.clone(), l.clone())),
+            _ => None,
+        },
+        config,
+    };
+    let rep = match a.experiment {
+        ExperimentName::Paths => reproduce_paths(&opts)?,
+        _ => reproduce_stdp(&opts)?,
+    };
+    println!("{}", crate::report::render_markdown(&rep));
+    println!("report: {}", opts.out.join("report.md").display());
+    Ok(())
 }
 
 fn simulate(
