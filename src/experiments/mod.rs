@@ -210,17 +210,7 @@ pub(crate) fn row(
     dim: usize,
     e: &Evaluation,
 ) -> ResultRow {
-    ResultRow {
-        embedding: embedding.to_string(),
-        classifier: classifier.to_string(),
-        n_recurrent,
-        time_ms: None,
-        dim,
-        accuracy_mean: e.accuracy_mean,
-        accuracy_sd: e.accuracy_sd,
-        per_class: e.per_class.clone(),
-        confusion: e.confusion.clone(),
-    }
+    crate::pipeline::result_row(embedding, classifier, n_recurrent, None, dim, e)
 }
 
 pub(crate) fn protocol(cfg: &ExperimentConfig, splits: &[Split]) -> ProtocolInfo {
@@ -272,42 +262,38 @@ pub(crate) fn dynamics_summary(
     })
 }
 
-/// Counts of edges per class, for the report.
-pub(crate) fn network_summary(net: &Network) -> serde_json::Value {
-    use crate::network::EdgeClass::*;
-    let mut by = serde_json::Map::new();
-    let rr = net.refraction_ratio();
-    for c in [
-        InputToInput,
-        InputToRecurrent,
-        RecurrentToInput,
-        RecurrentToRecurrent,
+/// The paths embedders of a config: its own method first, then the others, so
+/// every report compares at least two methods on the same runs.
+pub(crate) fn paths_embedders(
+    net: &Network,
+    cfg: &ExperimentConfig,
+    duration_ms: f64,
+) -> (
+    Vec<crate::config::PathsMethod>,
+    Vec<crate::embed::paths::PathsEmbedder>,
+) {
+    use crate::config::{PathsMethod, PathsParams};
+    use crate::embed::paths::PathsEmbedder;
+    let primary = cfg.embedding.paths.method;
+    let mut methods = vec![primary];
+    for m in [
+        PathsMethod::CausalEdges,
+        PathsMethod::NodeTiming,
+        PathsMethod::Both,
     ] {
-        let idx: Vec<usize> = (0..net.n_edges())
-            .filter(|&e| net.edge_class[e] == c)
-            .collect();
-        if idx.is_empty() {
-            continue;
+        if m != primary {
+            methods.push(m);
         }
-        let lat: Vec<f64> = idx.iter().map(|&e| net.edge_latency_ms[e]).collect();
-        let mean_lat = lat.iter().sum::<f64>() / lat.len() as f64;
-        let below = idx.iter().filter(|&&e| rr[e] <= 1.0).count() as f64 / idx.len() as f64;
-        by.insert(
-            format!("{c:?}"),
-            serde_json::json!({
-                "edges": idx.len(),
-                "mean_latency_ms": mean_lat,
-                "excitatory_share": idx.iter().filter(|&&e| net.edge_weight[e] > 0.0).count() as f64 / idx.len() as f64,
-                "share_refraction_ratio_at_most_1": below,
-                "plastic": idx.iter().filter(|&&e| net.edge_plastic[e]).count(),
-            }),
-        );
     }
-    serde_json::json!({
-        "nodes": net.n_nodes(),
-        "input_nodes": net.n_input(),
-        "recurrent_nodes": net.n_recurrent(),
-        "edges": net.n_edges(),
-        "by_class": by,
-    })
+    let embedders = methods
+        .iter()
+        .map(|&method| {
+            let p = PathsParams {
+                method,
+                ..cfg.embedding.paths.clone()
+            };
+            PathsEmbedder::new(net, &p, duration_ms, cfg.seed)
+        })
+        .collect();
+    (methods, embedders)
 }

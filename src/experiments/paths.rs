@@ -10,9 +10,8 @@
 //! primary embedding (the config's `embedding.paths_method`).
 
 use super::*;
-use crate::config::{PathsMethod, PathsParams};
+use crate::config::PathsMethod;
 use crate::dataset::stratified_subset_indices;
-use crate::embed::paths::PathsEmbedder;
 use crate::eval::{evaluate_knn, evaluate_linear, pixels_to_f32, random_projection, random_splits};
 use crate::report::{
     pca, plot_confusion, plot_pca_scatter, write_report, DatasetInfo, Report, Timing,
@@ -76,27 +75,8 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
     }
     let sim = Simulator::new(&net, &cfg.run)?;
     let duration = cfg.run.duration_ms;
-    let primary = cfg.embedding.paths.method;
-    let mut methods = vec![primary];
-    for m in [
-        PathsMethod::CausalEdges,
-        PathsMethod::NodeTiming,
-        PathsMethod::Both,
-    ] {
-        if m != primary {
-            methods.push(m);
-        }
-    }
-    let embedders: Vec<PathsEmbedder> = methods
-        .iter()
-        .map(|&method| {
-            let p = PathsParams {
-                method,
-                ..cfg.embedding.paths.clone()
-            };
-            PathsEmbedder::new(&net, &p, duration, cfg.seed)
-        })
-        .collect();
+    let (methods, embedders) = super::paths_embedders(&net, &cfg, duration);
+    let primary = methods[0];
     let spec = RecordSpec {
         activations: true,
         ..Default::default()
@@ -236,7 +216,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         total_arrivals: Some(totals.arrivals),
         images_encoded: n,
     };
-    report.network = Some(network_summary(&net));
+    report.network = Some(net.summary());
     report.figures = vec![fig1.into(), fig_conf.into()];
     let x = &mut report.extra;
     x.insert("quick".into(), opts.quick.into());

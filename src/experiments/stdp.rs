@@ -16,8 +16,7 @@
 //! Labels are re-indexed for the classifiers: 0 = digit 1, 1 = digit 5.
 
 use super::*;
-use crate::config::{PathsMethod, PathsParams};
-use crate::embed::paths::PathsEmbedder;
+use crate::config::PathsMethod;
 use crate::eval::{evaluate_knn, evaluate_linear, pixels_to_f32, random_splits, LinearKind};
 use crate::report::{plot_histograms, write_report, DatasetInfo, HistPanel, Report, Timing};
 use crate::sim::RunParams;
@@ -216,27 +215,8 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         stdp: None,
     };
     let sim = Simulator::new(&net, &frozen)?;
-    let primary = cfg.embedding.paths.method;
-    let mut methods = vec![primary];
-    for m in [
-        PathsMethod::CausalEdges,
-        PathsMethod::NodeTiming,
-        PathsMethod::Both,
-    ] {
-        if m != primary {
-            methods.push(m);
-        }
-    }
-    let embedders: Vec<PathsEmbedder> = methods
-        .iter()
-        .map(|&method| {
-            let p = PathsParams {
-                method,
-                ..cfg.embedding.paths.clone()
-            };
-            PathsEmbedder::new(&net, &p, duration, cfg.seed)
-        })
-        .collect();
+    let (methods, embedders) = super::paths_embedders(&net, &cfg, duration);
+    let primary = methods[0];
     let spec = RecordSpec {
         activations: true,
         ..Default::default()
@@ -345,7 +325,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         total_arrivals: Some(train_totals.arrivals + enc_totals.arrivals),
         images_encoded: n_train + 2 * n_embed,
     };
-    report.network = Some(network_summary(&net));
+    report.network = Some(net.summary());
     report.figures = vec![fig2.into()];
     let x = &mut report.extra;
     x.insert("quick".into(), opts.quick.into());

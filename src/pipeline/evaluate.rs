@@ -58,7 +58,8 @@ fn linear_name(k: &LinearKind) -> &'static str {
     }
 }
 
-fn row(
+/// A report row from an evaluation.
+pub fn result_row(
     embedding: &str,
     classifier: &str,
     n_rec: Option<usize>,
@@ -107,7 +108,7 @@ impl Evaluator<'_> {
             self.splits,
             &self.cfg.evaluation.knn,
         )?;
-        let mut rows = vec![row(name, "knn", n_rec, time, dim, &knn)];
+        let mut rows = vec![result_row(name, "knn", n_rec, time, dim, &knn)];
         if self.progress {
             eprintln!(
                 "  {name:<28} knn    {:6.2}% +/- {:.2}  ({:.1} s)",
@@ -139,7 +140,14 @@ impl Evaluator<'_> {
                     t.elapsed().as_secs_f64()
                 );
             }
-            rows.push(row(name, linear_name(&lp.kind), n_rec, time, dim, &e));
+            rows.push(result_row(
+                name,
+                linear_name(&lp.kind),
+                n_rec,
+                time,
+                dim,
+                &e,
+            ));
         }
         Ok(rows)
     }

@@ -8,7 +8,7 @@ mod evaluate;
 pub mod npy;
 
 pub use encode::{encode, read_manifest, stimulus_seed, EncodeData, EncodeOptions, Manifest};
-pub use evaluate::{evaluate, EvaluateOptions};
+pub use evaluate::{evaluate, result_row, EvaluateOptions};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
