@@ -94,7 +94,12 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Knn => bench_knn(n, dim),
         },
         Command::Encode(a) => pipeline::encode_cmd(&a).map(|_| ()),
-        Command::Evaluate { dir, out } => pipeline::evaluate_cmd(&dir, out.as_deref()),
+        Command::Evaluate {
+            dir,
+            out,
+            l2,
+            knn_only,
+        } => pipeline::evaluate_cmd(&dir, out.as_deref(), l2, knn_only),
         Command::Run(a) => pipeline::run_cmd(&a),
         Command::Reproduce(a) => pipeline::reproduce_cmd(&a),
     }
@@ -196,9 +201,12 @@ mod pipeline {
         println!("report: {}", out.join("report.md").display());
     }
 
-    pub fn evaluate_cmd(dir: &Path, out: Option<&Path>) -> Result<()> {
+    pub fn evaluate_cmd(dir: &Path, out: Option<&Path>, l2: bool, knn_only: bool) -> Result<()> {
         let out = out.unwrap_or(dir);
-        let rep = pl::evaluate(dir, &EvaluateOptions::new(out))?;
+        let mut opts = EvaluateOptions::new(out);
+        opts.force_l2 = l2;
+        opts.knn_only = knn_only;
+        let rep = pl::evaluate(dir, &opts)?;
         print_summary(&rep, out);
         Ok(())
     }

@@ -95,6 +95,13 @@ pub enum Command {
         /// Where to write report.json, report.md and figures (default: DIR).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// L2-normalise every vector, embeddings and baselines alike, before
+        /// classification (overrides the config's embedding.normalize).
+        #[arg(long)]
+        l2: bool,
+        /// Skip the linear readouts (kNN only).
+        #[arg(long)]
+        knn_only: bool,
     },
     /// Encode + evaluate + report for one config.
     Run(EncodeArgs),

@@ -25,6 +25,10 @@ pub struct EvaluateOptions {
     /// (their cost grows with dim; larger views get kNN only, and the report says so).
     pub linear_max_dim: usize,
     pub progress: bool,
+    /// L2-normalise everything (embeddings and baselines) whatever the config says.
+    pub force_l2: bool,
+    /// Skip the config's linear readouts.
+    pub knn_only: bool,
 }
 
 impl EvaluateOptions {
@@ -34,6 +38,8 @@ impl EvaluateOptions {
             figures: true,
             linear_max_dim: 4096,
             progress: true,
+            force_l2: false,
+            knn_only: false,
         }
     }
 }
@@ -164,7 +170,13 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
         )));
     }
     let mpath = dir.join("manifest.json");
-    let cfg = config::parse(&manifest.config_toml, &mpath)?.check(&mpath)?;
+    let mut cfg = config::parse(&manifest.config_toml, &mpath)?.check(&mpath)?;
+    if opts.force_l2 {
+        cfg.embedding.normalize = Normalize::L2;
+    }
+    if opts.knn_only {
+        cfg.evaluation.linear.clear();
+    }
     let lp = dir.join("labels.npy");
     let labels: Array1<u8> = ndarray_npy::read_npy(&lp).map_err(|e| PipelineError::Corrupt {
         path: lp.clone(),
