@@ -15,7 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod embed;
-pub mod error;
 pub mod eval;
 pub mod experiments;
 pub mod network;
