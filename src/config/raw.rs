@@ -315,6 +315,17 @@ pub enum PathsMethod {
     Both,
 }
 
+impl PathsMethod {
+    /// The name used in configs, view names and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathsMethod::CausalEdges => "causal_edges",
+            PathsMethod::NodeTiming => "node_timing",
+            PathsMethod::Both => "both",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmbedding {

@@ -91,11 +91,7 @@ impl PathsEmbedder {
     }
 
     pub fn method_name(&self) -> &'static str {
-        match self.method {
-            PathsMethod::CausalEdges => "causal_edges",
-            PathsMethod::NodeTiming => "node_timing",
-            PathsMethod::Both => "both",
-        }
+        self.method.name()
     }
 
     pub fn method(&self) -> PathsMethod {

@@ -29,11 +29,7 @@ pub fn reproduce_paths(opts: &ExperimentOptions) -> Result<Report, ExperimentErr
 }
 
 fn method_name(m: PathsMethod) -> &'static str {
-    match m {
-        PathsMethod::CausalEdges => "causal_edges",
-        PathsMethod::NodeTiming => "node_timing",
-        PathsMethod::Both => "both",
-    }
+    m.name()
 }
 
 fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {

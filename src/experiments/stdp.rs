@@ -99,11 +99,7 @@ pub fn weight_change(edges: &[u32], before: &[f32], after: &[f32]) -> WeightChan
 }
 
 fn method_name(m: PathsMethod) -> &'static str {
-    match m {
-        PathsMethod::CausalEdges => "causal_edges",
-        PathsMethod::NodeTiming => "node_timing",
-        PathsMethod::Both => "both",
-    }
+    m.name()
 }
 
 fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {

@@ -554,14 +554,7 @@ impl<'a> Simulator<'a> {
                 match snap {
                     Some(t) if t <= duration => {
                         ctx.flush_activations(ws);
-                        ctx.rec.snapshots.push(WeightSnapshot {
-                            time_ms: t,
-                            weights: spec
-                                .snapshot_edges
-                                .iter()
-                                .map(|&e| ctx.weights[e as usize])
-                                .collect(),
-                        });
+                        ctx.rec.snapshots.push(snapshot(spec, ctx.weights, t));
                         next_snapshot += 1;
                     }
                     _ => break,
@@ -572,14 +565,9 @@ impl<'a> Simulator<'a> {
             epoch += 1;
         }
         while next_snapshot < snapshot_times.len() {
-            ctx.rec.snapshots.push(WeightSnapshot {
-                time_ms: snapshot_times[next_snapshot],
-                weights: spec
-                    .snapshot_edges
-                    .iter()
-                    .map(|&e| ctx.weights[e as usize])
-                    .collect(),
-            });
+            ctx.rec
+                .snapshots
+                .push(snapshot(spec, ctx.weights, snapshot_times[next_snapshot]));
             next_snapshot += 1;
         }
         let totals = ctx.totals;
@@ -666,6 +654,18 @@ impl<'a> Simulator<'a> {
         ws.overflow.clear();
         ws.current.clear();
         ws.epoch_activations.clear();
+    }
+}
+
+/// The weights of the recorded edge set at `time_ms`.
+fn snapshot(spec: &RecordSpec, weights: &[f32], time_ms: f64) -> WeightSnapshot {
+    WeightSnapshot {
+        time_ms,
+        weights: spec
+            .snapshot_edges
+            .iter()
+            .map(|&e| weights[e as usize])
+            .collect(),
     }
 }
 
