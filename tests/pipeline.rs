@@ -121,6 +121,21 @@ fn shards_are_disjoint_parts_of_the_whole() {
     assert_eq!(stacked, all.iter().copied().collect::<Vec<_>>());
     let err = evaluate(&tmp.path().join("s0"), &EvaluateOptions::new(tmp.path())).unwrap_err();
     assert!(err.to_string().contains("shard"));
+    // Merged in any order, the shards give the unsharded files byte for byte.
+    let dirs: Vec<_> = [2, 0, 1]
+        .iter()
+        .map(|k| tmp.path().join(format!("s{k}")))
+        .collect();
+    let merged = geodyn::pipeline::merge_shards(&dirs, &tmp.path().join("merged")).unwrap();
+    assert_eq!(merged.n_rows, 30);
+    assert_eq!(
+        files(&tmp.path().join("merged")),
+        files(&tmp.path().join("all"))
+    );
+    assert!(
+        geodyn::pipeline::merge_shards(&dirs[..2], &tmp.path().join("m2")).is_err(),
+        "a missing shard is refused"
+    );
 }
 
 #[test]

@@ -100,6 +100,16 @@ pub fn run(cli: Cli) -> Result<()> {
             l2,
             knn_only,
         } => pipeline::evaluate_cmd(&dir, out.as_deref(), l2, knn_only),
+        Command::Merge { shards, out } => {
+            let m = crate::pipeline::merge_shards(&shards, &out)?;
+            println!(
+                "merged {} shards: {} rows in {}",
+                shards.len(),
+                m.n_rows,
+                out.display()
+            );
+            Ok(())
+        }
         Command::Run(a) => pipeline::run_cmd(&a),
         Command::Reproduce(a) => pipeline::reproduce_cmd(&a),
     }

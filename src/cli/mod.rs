@@ -103,6 +103,15 @@ pub enum Command {
         #[arg(long)]
         knn_only: bool,
     },
+    /// Merge the directories of a sharded encode (`--shard K/N` for every K)
+    /// into one, ready for `evaluate`.
+    Merge {
+        /// The shard directories, in any order.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Encode + evaluate + report for one config.
     Run(EncodeArgs),
     /// Reproduce an experiment of the source: weights (3), paths (1) or stdp (2).

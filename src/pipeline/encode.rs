@@ -425,3 +425,99 @@ pub fn encode(
     std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
     Ok(manifest)
 }
+
+/// Merges the shard directories of one encode job (`--shard K/N` for every K)
+/// into `out`: views and labels concatenated in shard order, totals and times
+/// summed. The result is the same as an unsharded encode's, byte for byte in
+/// its `.npy` files. The manifest is written last.
+pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineError> {
+    let mut parts: Vec<Manifest> = dirs
+        .iter()
+        .map(|d| read_manifest(d))
+        .collect::<Result<_, _>>()?;
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| parts[i].shard.map_or(0, |s| s.0));
+    let first = parts[order[0]].clone();
+    let Some((_, n_shards)) = first.shard else {
+        return Err(PipelineError::Other(format!(
+            "{}: is not a shard",
+            dirs[order[0]].display()
+        )));
+    };
+    if parts.len() != n_shards {
+        return Err(PipelineError::Other(format!(
+            "merge: {} directories given for {n_shards} shards",
+            parts.len()
+        )));
+    }
+    let mut next_row = 0;
+    for (k, &i) in order.iter().enumerate() {
+        let m = &parts[i];
+        let mut probe = first.clone();
+        probe.shard = m.shard;
+        if !probe.same_job(m) || m.shard != Some((k, n_shards)) || m.first_row != next_row {
+            return Err(PipelineError::Other(format!(
+                "{}: not shard {k}/{n_shards} of the same encode job as {}",
+                dirs[i].display(),
+                dirs[order[0]].display()
+            )));
+        }
+        next_row += m.n_rows;
+    }
+    if next_row != first.n_rows_total {
+        return Err(PipelineError::Other(format!(
+            "merge: the shards cover {next_row} of {} rows",
+            first.n_rows_total
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    for v in &first.views {
+        let tmp = out.join(format!("{}.partial", v.file));
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        use std::io::Write;
+        f.write_all(&super::npy::header_f32(first.n_rows_total, v.dim))
+            .map_err(io(&tmp))?;
+        for &i in &order {
+            let src = dirs[i].join(&v.file);
+            let bytes = std::fs::read(&src).map_err(io(&src))?;
+            let h = super::npy::header_f32(parts[i].n_rows, v.dim).len();
+            if bytes.len() != h + parts[i].n_rows * v.dim * 4 {
+                return Err(PipelineError::Corrupt {
+                    path: src,
+                    message: "size does not match its manifest".into(),
+                });
+            }
+            f.write_all(&bytes[h..]).map_err(io(&tmp))?;
+        }
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    let mut labels = Vec::with_capacity(first.n_rows_total);
+    for &i in &order {
+        let p = dirs[i].join("labels.npy");
+        let l: ndarray::Array1<u8> =
+            ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
+        labels.extend(l.iter().copied());
+    }
+    let lp = out.join("labels.npy");
+    ndarray_npy::write_npy(&lp, &ndarray::Array1::from(labels))
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", lp.display())))?;
+    for v in &first.views {
+        let tmp = out.join(format!("{}.partial", v.file));
+        std::fs::rename(&tmp, out.join(&v.file)).map_err(io(&tmp))?;
+    }
+    let mut merged = first;
+    merged.shard = None;
+    merged.first_row = 0;
+    merged.n_rows = merged.n_rows_total;
+    merged.totals = RunTotals::default();
+    merged.encode_s = 0.0;
+    for m in parts.iter_mut() {
+        merged.totals += m.totals;
+        merged.encode_s += m.encode_s;
+    }
+    write_json_atomic(&out.join("manifest.json"), &merged)?;
+    Ok(merged)
+}

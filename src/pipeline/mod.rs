@@ -7,7 +7,9 @@ mod encode;
 mod evaluate;
 pub mod npy;
 
-pub use encode::{encode, read_manifest, stimulus_seed, EncodeData, EncodeOptions, Manifest};
+pub use encode::{
+    encode, merge_shards, read_manifest, stimulus_seed, EncodeData, EncodeOptions, Manifest,
+};
 pub use evaluate::{evaluate, result_row, EvaluateOptions};
 
 use serde::{Deserialize, Serialize};
