@@ -99,7 +99,8 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             l2,
             knn_only,
-        } => pipeline::evaluate_cmd(&dir, out.as_deref(), l2, knn_only),
+            trajectory,
+        } => pipeline::evaluate_cmd(&dir, out.as_deref(), l2, knn_only, trajectory),
         Command::Merge { shards, out } => {
             let m = crate::pipeline::merge_shards(&shards, &out)?;
             println!(
@@ -211,11 +212,18 @@ mod pipeline {
         println!("report: {}", out.join("report.md").display());
     }
 
-    pub fn evaluate_cmd(dir: &Path, out: Option<&Path>, l2: bool, knn_only: bool) -> Result<()> {
+    pub fn evaluate_cmd(
+        dir: &Path,
+        out: Option<&Path>,
+        l2: bool,
+        knn_only: bool,
+        trajectory: bool,
+    ) -> Result<()> {
         let out = out.unwrap_or(dir);
         let mut opts = EvaluateOptions::new(out);
         opts.force_l2 = l2;
         opts.knn_only = knn_only;
+        opts.trajectory = trajectory;
         let rep = pl::evaluate(dir, &opts)?;
         print_summary(&rep, out);
         Ok(())

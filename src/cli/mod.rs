@@ -102,6 +102,10 @@ pub enum Command {
         /// Skip the linear readouts (kNN only).
         #[arg(long)]
         knn_only: bool,
+        /// Also evaluate the weight trajectory: all snapshots up to each time,
+        /// concatenated (kNN only; memory grows with the number of snapshots).
+        #[arg(long)]
+        trajectory: bool,
     },
     /// Merge the directories of a sharded encode (`--shard K/N` for every K)
     /// into one, ready for `evaluate`.

@@ -29,6 +29,8 @@ pub struct EvaluateOptions {
     pub force_l2: bool,
     /// Skip the config's linear readouts.
     pub knn_only: bool,
+    /// Also evaluate the trajectories (snapshots up to t, concatenated).
+    pub trajectory: bool,
 }
 
 impl EvaluateOptions {
@@ -40,6 +42,7 @@ impl EvaluateOptions {
             progress: true,
             force_l2: false,
             knn_only: false,
+            trajectory: false,
         }
     }
 }
@@ -177,6 +180,9 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
     if opts.knn_only {
         cfg.evaluation.linear.clear();
     }
+    if opts.trajectory {
+        cfg.embedding.trajectory = true;
+    }
     let lp = dir.join("labels.npy");
     let labels: Array1<u8> = ndarray_npy::read_npy(&lp).map_err(|e| PipelineError::Corrupt {
         path: lp.clone(),
@@ -263,6 +269,9 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
     }
     let mut results = Vec::new();
     let mut best: Option<(f64, usize)> = None;
+    // Trajectory: the snapshots up to t, concatenated (each already normalised
+    // on its own if asked, so every snapshot weighs the same).
+    let mut trajectory: Option<(Array2<f32>, usize)> = None;
     for (vi, v) in manifest.views.iter().enumerate() {
         let p = dir.join(&v.file);
         let mut x: Array2<f32> = ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
@@ -284,7 +293,49 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
             best = Some((acc, vi));
         }
         results.extend(rows);
+        if cfg.embedding.trajectory && v.time_ms.is_some() {
+            let (joined, parts) = match trajectory.take() {
+                None => (x, 1),
+                Some((t, p)) => (
+                    ndarray::concatenate(Axis(1), &[t.view(), x.view()])
+                        .map_err(|e| PipelineError::Shape(e.to_string()))?,
+                    p + 1,
+                ),
+            };
+            if parts >= 2 {
+                let name = format!(
+                    "trajectory_t{}",
+                    crate::embed::fmt_ms(v.time_ms.unwrap_or(0.0))
+                );
+                let t0 = Instant::now();
+                let knn = evaluate_knn(
+                    joined.view(),
+                    &labels,
+                    n_classes,
+                    &splits,
+                    &cfg.evaluation.knn,
+                )?;
+                if opts.progress {
+                    eprintln!(
+                        "  {name:<28} knn    {:6.2}% +/- {:.2}  ({:.1} s)",
+                        100.0 * knn.accuracy_mean,
+                        100.0 * knn.accuracy_sd,
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+                results.push(result_row(
+                    &name,
+                    "knn",
+                    n_rec,
+                    v.time_ms,
+                    joined.ncols(),
+                    &knn,
+                ));
+            }
+            trajectory = Some((joined, parts));
+        }
     }
+    drop(trajectory);
 
     let mut baselines = evaluator.all(&raw, "raw_pixels", None, None)?;
     let mut dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();
