@@ -209,6 +209,20 @@ fn run_on_built_in_digits_reports_accuracy_far_above_chance() {
     let back: geodyn::report::Report =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(back, rep);
+
+    // The trajectory at 300 ms is the two snapshots side by side.
+    let mut eo = EvaluateOptions::new(tmp.path().join("traj"));
+    eo.progress = false;
+    eo.figures = false;
+    eo.trajectory = true;
+    let t = evaluate(&dir, &eo).unwrap();
+    let traj = t
+        .results
+        .iter()
+        .find(|r| r.embedding == "trajectory_t300")
+        .expect("trajectory row");
+    assert_eq!(traj.dim, 2 * 40 * 39);
+    assert!(traj.accuracy_mean > 0.3);
 }
 
 #[test]
