@@ -100,16 +100,15 @@ struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
-    /// kNN and (if small enough) linear readouts of one matrix.
-    fn all(
-        &mut self,
+    /// The kNN readout of one matrix, as a report row (printed as it lands).
+    fn knn(
+        &self,
         x: &Array2<f32>,
         name: &str,
         n_rec: Option<usize>,
         time: Option<f64>,
-    ) -> Result<Vec<ResultRow>, PipelineError> {
+    ) -> Result<ResultRow, PipelineError> {
         let t = Instant::now();
-        let dim = x.ncols();
         let knn = evaluate_knn(
             x.view(),
             self.labels,
@@ -117,7 +116,6 @@ impl Evaluator<'_> {
             self.splits,
             &self.cfg.evaluation.knn,
         )?;
-        let mut rows = vec![result_row(name, "knn", n_rec, time, dim, &knn)];
         if self.progress {
             eprintln!(
                 "  {name:<28} knn    {:6.2}% +/- {:.2}  ({:.1} s)",
@@ -126,6 +124,19 @@ impl Evaluator<'_> {
                 t.elapsed().as_secs_f64()
             );
         }
+        Ok(result_row(name, "knn", n_rec, time, x.ncols(), &knn))
+    }
+
+    /// kNN and (if small enough) linear readouts of one matrix.
+    fn all(
+        &mut self,
+        x: &Array2<f32>,
+        name: &str,
+        n_rec: Option<usize>,
+        time: Option<f64>,
+    ) -> Result<Vec<ResultRow>, PipelineError> {
+        let dim = x.ncols();
+        let mut rows = vec![self.knn(x, name, n_rec, time)?];
         for lp in &self.cfg.evaluation.linear {
             if dim > self.linear_max_dim {
                 let note = format!(
@@ -307,30 +318,7 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
                     "trajectory_t{}",
                     crate::embed::fmt_ms(v.time_ms.unwrap_or(0.0))
                 );
-                let t0 = Instant::now();
-                let knn = evaluate_knn(
-                    joined.view(),
-                    &labels,
-                    n_classes,
-                    &splits,
-                    &cfg.evaluation.knn,
-                )?;
-                if opts.progress {
-                    eprintln!(
-                        "  {name:<28} knn    {:6.2}% +/- {:.2}  ({:.1} s)",
-                        100.0 * knn.accuracy_mean,
-                        100.0 * knn.accuracy_sd,
-                        t0.elapsed().as_secs_f64()
-                    );
-                }
-                results.push(result_row(
-                    &name,
-                    "knn",
-                    n_rec,
-                    v.time_ms,
-                    joined.ncols(),
-                    &knn,
-                ));
+                results.push(evaluator.knn(&joined, &name, n_rec, v.time_ms)?);
             }
             trajectory = Some((joined, parts));
         }
