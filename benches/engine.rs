@@ -15,13 +15,12 @@ fn engine(c: &mut Criterion) {
     let cfg = config::parse(text, Path::new("configs/weights.toml"))
         .and_then(|r| r.check(Path::new("configs/weights.toml")))
         .expect("built-in config");
-    let net = cfg
-        .network
-        .build(cfg.seed, &cfg.plastic_edges)
-        .expect("network");
+    let net = cfg.build_network().expect("network");
     let set = ImageSet::builtin().expect("built-in data");
-    let stim = geodyn::stimulus::encode_image(set.image(0), &cfg.stimulus, 0);
-    let sim = Simulator::new(&net, &cfg.run).expect("simulator");
+    // Row 0's stimulus, as `geodyn encode` draws it.
+    let encoder = geodyn::pipeline::Encoder::new(&net, &cfg).expect("encoder");
+    let stim = encoder.stimulus(set.image(0), 0);
+    let sim = Simulator::new(&net, cfg.run()).expect("simulator");
     let spec = RecordSpec::default();
     let mut ws = Workspace::default();
     let mut w = net.edge_weight.clone();

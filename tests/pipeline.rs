@@ -5,7 +5,8 @@
 use geodyn::config::{self, ExperimentConfig};
 use geodyn::dataset::{stratified_subset_indices, write_idx_images, write_idx_labels, ImageSet};
 use geodyn::pipeline::{
-    encode, evaluate, EncodeData, EncodeOptions, EvaluateOptions, PipelineError,
+    encode, evaluate, EncodeData, EncodeOptions, EvaluateOptions, Event, Observer, PipelineError,
+    Quiet,
 };
 use std::path::Path;
 
@@ -35,9 +36,26 @@ fn subset(n: usize, seed: u64) -> (ImageSet, Vec<usize>) {
 
 fn quiet(dir: &Path) -> EncodeOptions {
     let mut o = EncodeOptions::new(dir);
-    o.progress = false;
     o.chunk = 16;
     o
+}
+
+/// Stops an encode after `n` chunks have been committed (as Ctrl-C would).
+struct StopAfter {
+    n: usize,
+    committed: std::sync::atomic::AtomicUsize,
+}
+
+impl Observer for StopAfter {
+    fn observe(&self, event: Event) {
+        if let Event::ChunkCommitted { .. } = event {
+            self.committed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn should_stop(&self) -> bool {
+        self.committed.load(std::sync::atomic::Ordering::SeqCst) >= self.n
+    }
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -67,13 +85,15 @@ fn interrupted_encode_resumes_to_the_same_bytes() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    let m = encode(&cfg, &data, &quiet(&whole)).unwrap();
+    let m = encode(&cfg, &data, &quiet(&whole), &Quiet).unwrap();
     assert_eq!(m.n_rows, 50);
 
     let cut = tmp.path().join("cut");
-    let mut o = quiet(&cut);
-    o.stop_after_chunks = Some(2);
-    match encode(&cfg, &data, &o) {
+    let stop = StopAfter {
+        n: 2,
+        committed: 0.into(),
+    };
+    match encode(&cfg, &data, &quiet(&cut), &stop) {
         Err(PipelineError::Interrupted(2)) => {}
         other => panic!("expected an interruption, got {other:?}"),
     }
@@ -83,15 +103,17 @@ fn interrupted_encode_resumes_to_the_same_bytes() {
         files(&cut).is_empty(),
         "a half-written run must not leave .npy files"
     );
-    assert!(evaluate(&cut, &EvaluateOptions::new(&cut)).is_err());
-    let m2 = encode(&cfg, &data, &quiet(&cut)).unwrap();
+    assert!(evaluate(&cut, &EvaluateOptions::new(&cut), &Quiet).is_err());
+    let m2 = encode(&cfg, &data, &quiet(&cut), &Quiet).unwrap();
     assert_eq!(m2.totals, m.totals);
     assert_eq!(files(&cut), files(&whole));
     assert!(!cut.join("partial").exists());
 
     // A different config in the same directory is refused, not mixed in.
     let other = small_config(9, 100.0, "");
-    let err = encode(&other, &data, &quiet(&cut)).unwrap_err().to_string();
+    let err = encode(&other, &data, &quiet(&cut), &Quiet)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--restart"), "{err}");
 }
 
@@ -105,21 +127,26 @@ fn shards_are_disjoint_parts_of_the_whole() {
         query: None,
     };
     let tmp = tempfile::tempdir().unwrap();
-    encode(&cfg, &data, &quiet(&tmp.path().join("all"))).unwrap();
+    encode(&cfg, &data, &quiet(&tmp.path().join("all")), &Quiet).unwrap();
     let all: ndarray::Array2<f32> =
         ndarray_npy::read_npy(tmp.path().join("all/activity.npy")).unwrap();
     let mut stacked = Vec::new();
     for k in 0..3 {
         let mut o = quiet(&tmp.path().join(format!("s{k}")));
         o.shard = Some((k, 3));
-        let m = encode(&cfg, &data, &o).unwrap();
+        let m = encode(&cfg, &data, &o, &Quiet).unwrap();
         assert_eq!(m.first_row, k * 10);
         let part: ndarray::Array2<f32> =
             ndarray_npy::read_npy(tmp.path().join(format!("s{k}/activity.npy"))).unwrap();
         stacked.extend(part.iter().copied());
     }
     assert_eq!(stacked, all.iter().copied().collect::<Vec<_>>());
-    let err = evaluate(&tmp.path().join("s0"), &EvaluateOptions::new(tmp.path())).unwrap_err();
+    let err = evaluate(
+        &tmp.path().join("s0"),
+        &EvaluateOptions::new(tmp.path()),
+        &Quiet,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("shard"));
     // Merged in any order, the shards give the unsharded files byte for byte.
     let dirs: Vec<_> = [2, 0, 1]
@@ -149,10 +176,9 @@ fn run_on_built_in_digits_reports_accuracy_far_above_chance() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    encode(&cfg, &data, &quiet(&dir)).unwrap();
-    let mut eo = EvaluateOptions::new(&dir);
-    eo.progress = false;
-    let rep = evaluate(&dir, &eo).unwrap();
+    encode(&cfg, &data, &quiet(&dir), &Quiet).unwrap();
+    let eo = EvaluateOptions::new(&dir);
+    let rep = evaluate(&dir, &eo, &Quiet).unwrap();
     assert_eq!(rep.experiment, "weights");
     assert_eq!(rep.dataset.n, 300);
     assert_eq!(rep.protocol.kind, "random_split");
@@ -212,10 +238,9 @@ fn run_on_built_in_digits_reports_accuracy_far_above_chance() {
 
     // The trajectory at 300 ms is the two snapshots side by side.
     let mut eo = EvaluateOptions::new(tmp.path().join("traj"));
-    eo.progress = false;
     eo.figures = false;
     eo.trajectory = true;
-    let t = evaluate(&dir, &eo).unwrap();
+    let t = evaluate(&dir, &eo, &Quiet).unwrap();
     let traj = t
         .results
         .iter()
@@ -247,11 +272,10 @@ fn held_out_query_set_is_classified_against_the_reference() {
         query: Some(&query),
     };
     let dir = tmp.path().join("held");
-    encode(&cfg, &data, &quiet(&dir)).unwrap();
+    encode(&cfg, &data, &quiet(&dir), &Quiet).unwrap();
     let mut eo = EvaluateOptions::new(&dir);
-    eo.progress = false;
     eo.figures = false;
-    let rep = evaluate(&dir, &eo).unwrap();
+    let rep = evaluate(&dir, &eo, &Quiet).unwrap();
     assert_eq!(rep.protocol.kind, "held_out");
     assert_eq!(
         (
@@ -282,7 +306,7 @@ fn images_of_the_wrong_size_are_refused_with_the_file_named() {
         reference_rows: None,
         query: None,
     };
-    let err = encode(&cfg, &data, &quiet(&tmp.path().join("o")))
+    let err = encode(&cfg, &data, &quiet(&tmp.path().join("o")), &Quiet)
         .unwrap_err()
         .to_string();
     assert!(

@@ -3,6 +3,8 @@
 //! an exit code. This is the only module that uses `anyhow`.
 
 mod commands;
+mod inspect;
+mod progress;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -4,10 +4,13 @@
 //! parameters, the only thing the rest of the pipeline accepts. Errors name the
 //! file, the field and the bad value.
 
+mod builtin;
 mod raw;
 
+pub use builtin::{builtin_names, builtin_text, read_raw, BUILTIN_CONFIGS};
 pub use raw::*;
 
+use crate::embed::{EmbedError, EmbeddingKind, EmbeddingParams, PathsParams};
 use crate::eval::{KnnParams, LinearParams, Metric, Weighting};
 use crate::network::{
     Distribution, EdgeClass, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
@@ -28,6 +31,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{spec}: no such config file, and not a built-in config name ({names})")]
+    Unknown { spec: String, names: String },
     #[error("{path}: {field} = {value}: {why}")]
     Invalid {
         path: PathBuf,
@@ -47,25 +52,7 @@ pub enum NetworkPlan {
     },
 }
 
-/// Which weights form the `weights` embedding.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmbeddingParams {
-    pub kind: EmbeddingKind,
-    pub snapshot_times_ms: Vec<f64>,
-    pub weight_edges: Vec<EdgeClass>,
-    pub activity_bin_ms: f64,
-    pub trajectory: bool,
-    pub normalize: Normalize,
-    pub paths: PathsParams,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct PathsParams {
-    pub method: PathsMethod,
-    pub window_ms: f64,
-    pub dim: usize,
-}
-
+/// How embeddings are evaluated: the kNN, the split protocol, the linear readouts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalParams {
     pub knn: KnnParams,
@@ -76,24 +63,65 @@ pub struct EvalParams {
     pub linear: Vec<LinearParams>,
 }
 
-/// A checked experiment: everything the runner needs.
+/// A checked experiment: everything the runner needs. Only
+/// [`RawConfig::check`] makes one, so its parts are always valid; they are
+/// read through accessors, and changes go to the [`RawConfig`] before the check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExperimentConfig {
-    pub experiment: String,
-    pub seed: u64,
-    pub network: NetworkPlan,
-    pub plastic_edges: Vec<EdgeClass>,
-    pub run: RunParams,
-    pub stimulus: StimulusParams,
-    pub embedding: EmbeddingParams,
-    pub evaluation: EvalParams,
-    /// SHA-256 of the config text (after any command-line overrides are applied
-    /// to the parsed values, the hash is of the canonical re-serialisation).
-    pub hash: String,
-    pub raw: RawConfig,
+    experiment: String,
+    seed: u64,
+    network: NetworkPlan,
+    plastic_edges: Vec<EdgeClass>,
+    run: RunParams,
+    stimulus: StimulusParams,
+    embedding: EmbeddingParams,
+    evaluation: EvalParams,
+    hash: String,
+    raw: RawConfig,
 }
 
 impl ExperimentConfig {
+    /// The name carried into reports.
+    pub fn experiment(&self) -> &str {
+        &self.experiment
+    }
+    /// Seed of the network builder; per-row stimulus seeds derive from it.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    pub fn network(&self) -> &NetworkPlan {
+        &self.network
+    }
+    pub fn plastic_edges(&self) -> &[EdgeClass] {
+        &self.plastic_edges
+    }
+    pub fn run(&self) -> &RunParams {
+        &self.run
+    }
+    pub fn stimulus(&self) -> &StimulusParams {
+        &self.stimulus
+    }
+    pub fn embedding(&self) -> &EmbeddingParams {
+        &self.embedding
+    }
+    pub fn evaluation(&self) -> &EvalParams {
+        &self.evaluation
+    }
+    /// SHA-256 of the canonical TOML of the checked raw config.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+    /// The raw config this was checked from (overrides included).
+    pub fn raw(&self) -> &RawConfig {
+        &self.raw
+    }
+    /// The embedding parameters with every paths method produced (the
+    /// config's own first); used by experiment 1 and 2 to compare methods on
+    /// the same runs. Not part of the config text, so the hash is unchanged.
+    pub fn with_all_paths_methods(mut self) -> ExperimentConfig {
+        self.embedding = self.embedding.with_all_paths_methods(true);
+        self
+    }
     pub fn n_recurrent(&self) -> usize {
         match &self.network {
             NetworkPlan::TwoPopulation(s) => s.n_recurrent,
@@ -102,6 +130,10 @@ impl ExperimentConfig {
                 .filter(|n| n.population == Population::Recurrent)
                 .count(),
         }
+    }
+    /// Builds the network with the config's seed and plastic edge classes.
+    pub fn build_network(&self) -> Result<crate::network::Network, crate::network::NetworkError> {
+        self.network.build(self.seed, &self.plastic_edges)
     }
 }
 
@@ -262,209 +294,246 @@ impl Checker<'_> {
 }
 
 impl RawConfig {
-    /// Validates every field; `path` names the file in messages.
+    /// Validates every field; `path` names the file in messages. Command-line
+    /// overrides are applied to the raw config *before* this, so whatever
+    /// reaches the pipeline has passed the same checks.
     pub fn check(self, path: &Path) -> Result<ExperimentConfig, ConfigError> {
         let c = Checker { path };
-        let net = &self.network;
-        let network = match net.builder {
-            Builder::Layered | Builder::Sbm => {
-                let p = match net.builder {
-                    Builder::Layered => {
-                        if net.connection_probability.is_some() {
-                            return Err(c.bad("network.connection_probability", "(set)", "is for builder = \"sbm\"; the layered builder uses recurrent_connection_probability"));
-                        }
-                        let p_rr = c.probability(
-                            "network.recurrent_connection_probability",
-                            net.recurrent_connection_probability.unwrap_or(0.0),
-                        )?;
-                        [[0.0, 1.0], [0.0, p_rr]]
-                    }
-                    _ => {
-                        if net.recurrent_connection_probability.is_some() {
-                            return Err(c.bad(
-                                "network.recurrent_connection_probability",
-                                "(set)",
-                                "is for builder = \"layered\"; the SBM uses connection_probability",
-                            ));
-                        }
-                        let p = net.connection_probability.ok_or_else(|| {
-                            c.bad("network.connection_probability", "(missing)", "the SBM builder needs a 2x2 matrix [[in->in, in->rec], [rec->in, rec->rec]]")
-                        })?;
-                        for (a, row) in p.iter().enumerate() {
-                            for (b, &v) in row.iter().enumerate() {
-                                c.probability(
-                                    &format!("network.connection_probability[{a}][{b}]"),
-                                    v,
-                                )?;
-                            }
-                        }
-                        p
-                    }
-                };
-                if net.input_rows == 0 || net.input_cols == 0 {
-                    return Err(c.bad(
-                        "network.input_rows/input_cols",
-                        format!("{} x {}", net.input_rows, net.input_cols),
-                        "the input grid needs at least one node",
-                    ));
-                }
-                let tort = c.range("network.tortuosity", net.tortuosity)?;
-                if tort.0 < 1.0 {
-                    return Err(c.bad(
-                        "network.tortuosity",
-                        format!("{:?}", net.tortuosity),
-                        "a path is never shorter than the straight line: tortuosity must be >= 1",
-                    ));
-                }
-                for k in 0..3 {
-                    c.finite("network.recurrent_box_min_um", net.recurrent_box_min_um[k])?;
-                    c.finite("network.recurrent_box_max_um", net.recurrent_box_max_um[k])?;
-                    if net.recurrent_box_min_um[k] > net.recurrent_box_max_um[k] {
-                        return Err(c.bad(
-                            "network.recurrent_box_min_um",
-                            format!("{:?}", net.recurrent_box_min_um),
-                            "exceeds recurrent_box_max_um",
-                        ));
-                    }
-                }
-                if net.recurrent_box_min_um[2] <= 0.0 {
-                    return Err(c.bad("network.recurrent_box_min_um", format!("{:?}", net.recurrent_box_min_um), "the input grid lies in z = 0: the recurrent box must start at z > 0 so every edge has a positive length"));
-                }
-                let velocity = c.dist(
-                    "network.velocity_um_per_ms",
-                    &net.velocity_um_per_ms,
-                    |v| v.is_finite() && v > 0.0,
-                    "a conduction velocity must be > 0",
-                )?;
-                NetworkPlan::TwoPopulation(Box::new(TwoPopulationSpec {
-                    input_rows: net.input_rows,
-                    input_cols: net.input_cols,
-                    input_pitch_um: c.positive("network.input_pitch_um", net.input_pitch_um)?,
-                    n_recurrent: net.n_recurrent,
-                    recurrent_box_min_um: net.recurrent_box_min_um,
-                    recurrent_box_max_um: net.recurrent_box_max_um,
-                    connection_probability: p,
-                    tortuosity_min: tort.0,
-                    tortuosity_max: tort.1,
-                    velocity_um_per_ms: velocity,
-                    input_nodes: c.node_params("network.input_nodes", &net.input_nodes)?,
-                    recurrent_nodes: c
-                        .node_params("network.recurrent_nodes", &net.recurrent_nodes)?,
-                    input_weights: c.weights(
-                        "network.input_weights",
-                        &net.input_weights,
-                        net.n_recurrent,
-                    )?,
-                    recurrent_weights: c.weights(
-                        "network.recurrent_weights",
-                        &net.recurrent_weights,
-                        net.n_recurrent,
-                    )?,
-                }))
-            }
-            Builder::EdgeList => {
-                let mut nodes = Vec::new();
-                for (i, n) in net.nodes.iter().enumerate() {
-                    let f = |k: &str| format!("network.nodes[{i}].{k}");
-                    nodes.push(NodeSpec {
-                        position_um: n.position_um,
-                        population: n.population,
-                        params: NodeParams {
-                            refractory_period_ms: c
-                                .non_negative(&f("refractory_period_ms"), n.refractory_period_ms)?,
-                            threshold: c.positive(&f("threshold"), n.threshold)?,
-                            summation_tau_ms: c
-                                .positive(&f("summation_tau_ms"), n.summation_tau_ms)?,
-                        },
-                    });
-                }
-                let mut edges = Vec::new();
-                for (i, e) in net.edges.iter().enumerate() {
-                    let f = |k: &str| format!("network.edges[{i}].{k}");
-                    for (k, v) in [("source", e.source), ("target", e.target)] {
-                        if v as usize >= nodes.len() {
-                            return Err(c.bad(
-                                &f(k),
-                                v,
-                                &format!("there are {} nodes", nodes.len()),
-                            ));
-                        }
-                    }
-                    let length = match e.length_um {
-                        Some(l) => c.positive(&f("length_um"), l)?,
-                        None => {
-                            let (a, b) = (
-                                nodes[e.source as usize].position_um,
-                                nodes[e.target as usize].position_um,
-                            );
-                            let d = ((a[0] - b[0]).powi(2)
-                                + (a[1] - b[1]).powi(2)
-                                + (a[2] - b[2]).powi(2))
-                            .sqrt();
-                            c.positive(&format!("{} (from positions)", f("length_um")), d)?
-                        }
-                    };
-                    edges.push(EdgeSpec {
-                        source: e.source,
-                        target: e.target,
-                        length_um: length,
-                        velocity_um_per_ms: c
-                            .positive(&f("velocity_um_per_ms"), e.velocity_um_per_ms)?,
-                        weight: c.finite(&f("weight"), e.weight)?,
-                        plastic: false,
-                    });
-                }
-                NetworkPlan::EdgeList { nodes, edges }
-            }
-        };
+        let network = c.network(&self.network)?;
+        let (plastic_edges, stdp) = c.stdp(&self.stdp)?;
+        let duration = c.positive("simulation.duration_ms", self.simulation.duration_ms)?;
+        let stimulus = c.stimulus(&self.stimulus, duration)?;
+        let embedding = c.embedding(&self, &plastic_edges, duration)?;
+        let evaluation = c.evaluation(&self.evaluation)?;
+        let canonical = toml::to_string(&self)
+            .map_err(|e| c.bad("(config)", "", &format!("cannot re-serialise: {e}")))?;
+        let hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
+        Ok(ExperimentConfig {
+            experiment: self.experiment.clone(),
+            seed: self.seed,
+            network,
+            plastic_edges,
+            run: RunParams {
+                duration_ms: duration,
+                stdp,
+            },
+            stimulus,
+            embedding,
+            evaluation,
+            hash,
+            raw: self,
+        })
+    }
+}
 
-        let s = &self.stdp;
-        let plastic_edges = if s.enabled {
-            s.plastic_edges.classes()
-        } else {
-            Vec::new()
-        };
-        let stdp = if s.enabled {
-            if s.w_min > s.w_max {
+impl Checker<'_> {
+    fn network(&self, net: &RawNetwork) -> Result<NetworkPlan, ConfigError> {
+        match net.builder {
+            Builder::Layered | Builder::Sbm => self.two_population(net),
+            Builder::EdgeList => self.edge_list(net),
+        }
+    }
+
+    /// The 2x2 connection probabilities of the layered or SBM builder.
+    fn connection_probability(&self, net: &RawNetwork) -> Result<[[f64; 2]; 2], ConfigError> {
+        let c = self;
+        if net.builder == Builder::Layered {
+            if net.connection_probability.is_some() {
+                return Err(c.bad("network.connection_probability", "(set)", "is for builder = \"sbm\"; the layered builder uses recurrent_connection_probability"));
+            }
+            let p_rr = c.probability(
+                "network.recurrent_connection_probability",
+                net.recurrent_connection_probability.unwrap_or(0.0),
+            )?;
+            return Ok([[0.0, 1.0], [0.0, p_rr]]);
+        }
+        if net.recurrent_connection_probability.is_some() {
+            return Err(c.bad(
+                "network.recurrent_connection_probability",
+                "(set)",
+                "is for builder = \"layered\"; the SBM uses connection_probability",
+            ));
+        }
+        let p = net.connection_probability.ok_or_else(|| {
+            c.bad(
+                "network.connection_probability",
+                "(missing)",
+                "the SBM builder needs a 2x2 matrix [[in->in, in->rec], [rec->in, rec->rec]]",
+            )
+        })?;
+        for (a, row) in p.iter().enumerate() {
+            for (b, &v) in row.iter().enumerate() {
+                c.probability(&format!("network.connection_probability[{a}][{b}]"), v)?;
+            }
+        }
+        Ok(p)
+    }
+
+    fn two_population(&self, net: &RawNetwork) -> Result<NetworkPlan, ConfigError> {
+        let c = self;
+        let p = c.connection_probability(net)?;
+        if net.input_rows == 0 || net.input_cols == 0 {
+            return Err(c.bad(
+                "network.input_rows/input_cols",
+                format!("{} x {}", net.input_rows, net.input_cols),
+                "the input grid needs at least one node",
+            ));
+        }
+        let tort = c.range("network.tortuosity", net.tortuosity)?;
+        if tort.0 < 1.0 {
+            return Err(c.bad(
+                "network.tortuosity",
+                format!("{:?}", net.tortuosity),
+                "a path is never shorter than the straight line: tortuosity must be >= 1",
+            ));
+        }
+        for k in 0..3 {
+            c.finite("network.recurrent_box_min_um", net.recurrent_box_min_um[k])?;
+            c.finite("network.recurrent_box_max_um", net.recurrent_box_max_um[k])?;
+            if net.recurrent_box_min_um[k] > net.recurrent_box_max_um[k] {
                 return Err(c.bad(
-                    "stdp.w_min",
-                    s.w_min,
-                    &format!("w_min > w_max = {}", s.w_max),
+                    "network.recurrent_box_min_um",
+                    format!("{:?}", net.recurrent_box_min_um),
+                    "exceeds recurrent_box_max_um",
                 ));
             }
-            Some(StdpParams {
-                a_plus: c.non_negative("stdp.a_plus", s.a_plus)?,
-                a_minus: c.non_negative("stdp.a_minus", s.a_minus)?,
-                tau_plus_ms: c.positive("stdp.tau_plus_ms", s.tau_plus_ms)?,
-                tau_minus_ms: c.positive("stdp.tau_minus_ms", s.tau_minus_ms)?,
-                w_min: c.finite("stdp.w_min", s.w_min)?,
-                w_max: c.finite("stdp.w_max", s.w_max)?,
-                lost_arrivals_count: s.lost_arrivals_count,
-            })
-        } else {
-            None
-        };
-        let duration = c.positive("simulation.duration_ms", self.simulation.duration_ms)?;
+        }
+        if net.recurrent_box_min_um[2] <= 0.0 {
+            return Err(c.bad("network.recurrent_box_min_um", format!("{:?}", net.recurrent_box_min_um), "the input grid lies in z = 0: the recurrent box must start at z > 0 so every edge has a positive length"));
+        }
+        let velocity = c.dist(
+            "network.velocity_um_per_ms",
+            &net.velocity_um_per_ms,
+            |v| v.is_finite() && v > 0.0,
+            "a conduction velocity must be > 0",
+        )?;
+        Ok(NetworkPlan::TwoPopulation(Box::new(TwoPopulationSpec {
+            input_rows: net.input_rows,
+            input_cols: net.input_cols,
+            input_pitch_um: c.positive("network.input_pitch_um", net.input_pitch_um)?,
+            n_recurrent: net.n_recurrent,
+            recurrent_box_min_um: net.recurrent_box_min_um,
+            recurrent_box_max_um: net.recurrent_box_max_um,
+            connection_probability: p,
+            tortuosity_min: tort.0,
+            tortuosity_max: tort.1,
+            velocity_um_per_ms: velocity,
+            input_nodes: c.node_params("network.input_nodes", &net.input_nodes)?,
+            recurrent_nodes: c.node_params("network.recurrent_nodes", &net.recurrent_nodes)?,
+            input_weights: c.weights(
+                "network.input_weights",
+                &net.input_weights,
+                net.n_recurrent,
+            )?,
+            recurrent_weights: c.weights(
+                "network.recurrent_weights",
+                &net.recurrent_weights,
+                net.n_recurrent,
+            )?,
+        })))
+    }
 
-        let st = &self.stimulus;
-        let input_r = match &network {
-            NetworkPlan::TwoPopulation(spec) => spec.input_nodes.refractory_period_ms.min(),
-            NetworkPlan::EdgeList { .. } => 0.0,
-        };
-        let stimulus = StimulusParams {
+    fn edge_list(&self, net: &RawNetwork) -> Result<NetworkPlan, ConfigError> {
+        let c = self;
+        let mut nodes = Vec::new();
+        for (i, n) in net.nodes.iter().enumerate() {
+            let f = |k: &str| format!("network.nodes[{i}].{k}");
+            nodes.push(NodeSpec {
+                position_um: n.position_um,
+                population: n.population,
+                params: NodeParams {
+                    refractory_period_ms: c
+                        .non_negative(&f("refractory_period_ms"), n.refractory_period_ms)?,
+                    threshold: c.positive(&f("threshold"), n.threshold)?,
+                    summation_tau_ms: c.positive(&f("summation_tau_ms"), n.summation_tau_ms)?,
+                },
+            });
+        }
+        let mut edges = Vec::new();
+        for (i, e) in net.edges.iter().enumerate() {
+            let f = |k: &str| format!("network.edges[{i}].{k}");
+            for (k, v) in [("source", e.source), ("target", e.target)] {
+                if v as usize >= nodes.len() {
+                    return Err(c.bad(&f(k), v, &format!("there are {} nodes", nodes.len())));
+                }
+            }
+            let length = match e.length_um {
+                Some(l) => c.positive(&f("length_um"), l)?,
+                None => {
+                    let (a, b) = (
+                        nodes[e.source as usize].position_um,
+                        nodes[e.target as usize].position_um,
+                    );
+                    let d = crate::network::distance_um(a, b);
+                    c.positive(&format!("{} (from positions)", f("length_um")), d)?
+                }
+            };
+            edges.push(EdgeSpec {
+                source: e.source,
+                target: e.target,
+                length_um: length,
+                velocity_um_per_ms: c.positive(&f("velocity_um_per_ms"), e.velocity_um_per_ms)?,
+                weight: c.finite(&f("weight"), e.weight)?,
+                plastic: false,
+            });
+        }
+        Ok(NetworkPlan::EdgeList { nodes, edges })
+    }
+
+    /// The plastic edge classes and the STDP parameters (none when off).
+    fn stdp(&self, s: &RawStdp) -> Result<(Vec<EdgeClass>, Option<StdpParams>), ConfigError> {
+        let c = self;
+        if !s.enabled {
+            return Ok((Vec::new(), None));
+        }
+        if s.w_min > s.w_max {
+            return Err(c.bad(
+                "stdp.w_min",
+                s.w_min,
+                &format!("w_min > w_max = {}", s.w_max),
+            ));
+        }
+        let stdp = Some(StdpParams {
+            a_plus: c.non_negative("stdp.a_plus", s.a_plus)?,
+            a_minus: c.non_negative("stdp.a_minus", s.a_minus)?,
+            tau_plus_ms: c.positive("stdp.tau_plus_ms", s.tau_plus_ms)?,
+            tau_minus_ms: c.positive("stdp.tau_minus_ms", s.tau_minus_ms)?,
+            w_min: c.finite("stdp.w_min", s.w_min)?,
+            w_max: c.finite("stdp.w_max", s.w_max)?,
+            lost_arrivals_count: s.lost_arrivals_count,
+        });
+        Ok((s.plastic_edges.classes(), stdp))
+    }
+
+    fn stimulus(&self, st: &RawStimulus, duration: f64) -> Result<StimulusParams, ConfigError> {
+        let c = self;
+        // The input nodes' refractory periods cap the rate; the stimulus
+        // takes them from the network it drives, not from here.
+        Ok(StimulusParams {
             intensity_threshold: c
                 .probability("stimulus.intensity_threshold", st.intensity_threshold)?,
             duration_ms: c.positive("stimulus.duration_ms", st.duration_ms.unwrap_or(duration))?,
             max_rate_hz: c.positive("stimulus.max_rate_hz", st.max_rate_hz)?,
             train: st.train,
-            input_refractory_period_ms: input_r,
-        };
+        })
+    }
 
-        let em = &self.embedding;
-        let mut snaps = em.snapshot_times_ms.clone();
-        for &t in &snaps {
-            c.positive("embedding.snapshot_times_ms", t)?;
-            if t > duration {
+    fn embedding(
+        &self,
+        raw: &RawConfig,
+        plastic_edges: &[EdgeClass],
+        duration: f64,
+    ) -> Result<EmbeddingParams, ConfigError> {
+        let c = self;
+        let em = &raw.embedding;
+        let field = |e: EmbedError| ConfigError::Invalid {
+            path: c.path.to_path_buf(),
+            field: format!("embedding.{}", e.field),
+            value: e.value,
+            why: e.why,
+        };
+        for &t in &em.snapshot_times_ms {
+            if t.is_finite() && t > duration {
                 return Err(c.bad(
                     "embedding.snapshot_times_ms",
                     t,
@@ -472,21 +541,22 @@ impl RawConfig {
                 ));
             }
         }
-        snaps.sort_by(f64::total_cmp);
-        snaps.dedup();
-        if em.kind == EmbeddingKind::Weights {
-            if snaps.is_empty() {
-                return Err(c.bad(
-                    "embedding.snapshot_times_ms",
-                    "[]",
-                    "the weights embedding needs at least one snapshot time",
-                ));
-            }
-            if !s.enabled {
-                return Err(c.bad("embedding.kind", "\"weights\"", "weight changes need plasticity: set stdp.enabled = true (or use kind = \"activity\")"));
-            }
-        }
         let weight_edges = em.weight_edges.classes();
+        let paths =
+            PathsParams::new(em.paths_method, em.paths_window_ms, em.paths_dim).map_err(field)?;
+        let params = EmbeddingParams::new(
+            em.kind,
+            &em.snapshot_times_ms,
+            weight_edges.clone(),
+            em.activity_bin_ms,
+            paths,
+        )
+        .map_err(field)?
+        .with_trajectory(em.trajectory)
+        .with_normalize(em.normalize);
+        if em.kind == EmbeddingKind::Weights && !raw.stdp.enabled {
+            return Err(c.bad("embedding.kind", "\"weights\"", "weight changes need plasticity: set stdp.enabled = true (or use kind = \"activity\")"));
+        }
         if em.kind == EmbeddingKind::Weights
             && !weight_edges.iter().any(|e| plastic_edges.contains(e))
         {
@@ -496,25 +566,11 @@ impl RawConfig {
                 "none of these edges is plastic (stdp.plastic_edges)",
             ));
         }
-        let embedding = EmbeddingParams {
-            kind: em.kind,
-            snapshot_times_ms: snaps,
-            weight_edges,
-            activity_bin_ms: c.positive("embedding.activity_bin_ms", em.activity_bin_ms)?,
-            trajectory: em.trajectory,
-            normalize: em.normalize,
-            paths: PathsParams {
-                method: em.paths_method,
-                window_ms: c.positive("embedding.paths_window_ms", em.paths_window_ms)?,
-                dim: if em.paths_dim == 0 {
-                    return Err(c.bad("embedding.paths_dim", 0, "must be >= 1"));
-                } else {
-                    em.paths_dim
-                },
-            },
-        };
+        Ok(params)
+    }
 
-        let ev = &self.evaluation;
+    fn evaluation(&self, ev: &RawEvaluation) -> Result<EvalParams, ConfigError> {
+        let c = self;
         if ev.k == 0 {
             return Err(c.bad("evaluation.k", 0, "k must be >= 1"));
         }
@@ -551,7 +607,7 @@ impl RawConfig {
             p.standardize = ev.standardize;
             linear.push(p);
         }
-        let evaluation = EvalParams {
+        Ok(EvalParams {
             knn: KnnParams {
                 k: ev.k,
                 metric: ev.metric,
@@ -562,24 +618,6 @@ impl RawConfig {
             repeats: ev.repeats,
             split_seed: ev.split_seed,
             linear,
-        };
-        let canonical = toml::to_string(&self)
-            .map_err(|e| c.bad("(config)", "", &format!("cannot re-serialise: {e}")))?;
-        let hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
-        Ok(ExperimentConfig {
-            experiment: self.experiment.clone(),
-            seed: self.seed,
-            network,
-            plastic_edges,
-            run: RunParams {
-                duration_ms: duration,
-                stdp,
-            },
-            stimulus,
-            embedding,
-            evaluation,
-            hash,
-            raw: self,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The TOML shape of an experiment config, field for field. Units are in the
 //! key names; unknown keys are errors; every section has documented defaults.
 
+use crate::embed::{EmbeddingKind, Normalize, PathsMethod};
 use crate::eval::{Metric, Weighting};
 use crate::network::{EdgeClass, Population};
 use crate::stimulus::TrainKind;
@@ -282,46 +283,6 @@ impl Default for RawStdp {
             w_min: -1.0,
             w_max: 1.0,
             lost_arrivals_count: true,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmbeddingKind {
-    /// Change of the chosen weights since t = 0, at each snapshot time.
-    Weights,
-    /// Per-node activation counts in time bins (the no-plasticity control).
-    Activity,
-    /// The activation-path embedding.
-    Paths,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Normalize {
-    None,
-    L2,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PathsMethod {
-    /// Counts of causal edges traversed per time window, randomly projected.
-    CausalEdges,
-    /// Per-node first-activation latency and activation-time histograms.
-    NodeTiming,
-    /// Both, concatenated.
-    Both,
-}
-
-impl PathsMethod {
-    /// The name used in configs, view names and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            PathsMethod::CausalEdges => "causal_edges",
-            PathsMethod::NodeTiming => "node_timing",
-            PathsMethod::Both => "both",
         }
     }
 }

@@ -47,7 +47,11 @@ fn shipped_configs_check() {
         }
         _ => panic!("layered expected"),
     }
-    assert_eq!(cfg.stimulus.input_refractory_period_ms, 5.0);
+    // The stimulus takes the input refractory period from the network it drives.
+    let net = cfg.build_network().unwrap();
+    assert!(net.refractory_period_ms[..net.n_input()]
+        .iter()
+        .all(|&r| r == 5.0));
     assert_eq!(cfg.stimulus.duration_ms, 600.0);
 }
 

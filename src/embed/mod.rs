@@ -1,20 +1,23 @@
 //! embed: turns what a run recorded into fixed-length vectors (stage 6 of the
 //! pipeline: recording -> embedding -> classifier).
 //!
-//! An [`Embedder`] is built once per network and embedding config. It says what
-//! the engine must record ([`Embedder::record_spec`]) and produces one vector
-//! per *view* for each run:
+//! An [`Embedder`] is built once per network and [`EmbeddingParams`]. It says
+//! what the engine must record ([`Embedder::record_spec`]) and produces one
+//! vector per *view* for each run:
 //! - `weights`: for each snapshot time t, a view `weights_t{t}` holding the
 //!   change `w(t) - w(0)` of the chosen plastic edges (e.g. recurrent ->
 //!   recurrent), in CSR edge order;
 //! - `activity`: per recurrent node, activation counts in time bins of
 //!   `activity_bin_ms` (node-major), always produced beside the others as the
 //!   no-plasticity-readout control of the same runs;
-//! - `paths`: the activation-path embedding ([`paths`]).
+//! - `paths_{method}`: the activation-path embedding ([`paths`]), one view per
+//!   method asked for.
 
+mod params;
 pub mod paths;
 
-use crate::config::{EmbeddingKind, EmbeddingParams};
+pub use params::{EmbedError, EmbeddingKind, EmbeddingParams, Normalize, PathsMethod, PathsParams};
+
 use crate::network::{EdgeId, Network, Population};
 use crate::record::{RecordSpec, Recording};
 
@@ -28,74 +31,131 @@ pub struct View {
     pub kind: EmbeddingKind,
 }
 
+/// Where a view's numbers come from in a recording.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// Weight snapshot number `i` (in the record spec's order).
+    Snapshot(usize),
+    Activity,
+    /// Paths embedder number `i`.
+    Paths(usize),
+}
+
 #[derive(Debug)]
 pub struct Embedder {
     views: Vec<View>,
+    sources: Vec<Source>,
     spec: RecordSpec,
     weight_edges: Vec<EdgeId>,
     recurrent_nodes: Vec<usize>,
     bins: usize,
-    paths: Option<paths::PathsEmbedder>,
+    paths: Vec<paths::PathsEmbedder>,
 }
 
 impl Embedder {
-    pub fn new(net: &Network, params: &EmbeddingParams, duration_ms: f64, seed: u64) -> Embedder {
+    /// The views of `params` for runs of `duration_ms` on `net`; `seed` seeds
+    /// the paths embedding's feature hash. Refuses snapshot times after the
+    /// end of the run.
+    pub fn new(
+        net: &Network,
+        params: &EmbeddingParams,
+        duration_ms: f64,
+        seed: u64,
+    ) -> Result<Embedder, EmbedError> {
+        if let Some(&t) = params
+            .snapshot_times_ms()
+            .iter()
+            .find(|&&t| t > duration_ms)
+        {
+            return Err(EmbedError {
+                field: "snapshot_times_ms",
+                value: t.to_string(),
+                why: format!("is after the end of the run ({duration_ms} ms)"),
+            });
+        }
         let recurrent_nodes: Vec<usize> = (0..net.n_nodes())
             .filter(|&i| net.population[i] == Population::Recurrent)
             .collect();
-        let bins = ((duration_ms / params.activity_bin_ms).ceil() as usize).max(1);
-        let mut views = Vec::new();
-        let mut spec = RecordSpec {
-            activity_bin_ms: Some(params.activity_bin_ms),
-            ..Default::default()
+        let bins = ((duration_ms / params.activity_bin_ms()).ceil() as usize).max(1);
+        let mut e = Embedder {
+            views: Vec::new(),
+            sources: Vec::new(),
+            spec: RecordSpec {
+                activity_bin_ms: Some(params.activity_bin_ms()),
+                ..Default::default()
+            },
+            weight_edges: Vec::new(),
+            recurrent_nodes,
+            bins,
+            paths: Vec::new(),
         };
-        let mut weight_edges = Vec::new();
-        let mut paths = None;
-        match params.kind {
+        match params.kind() {
             EmbeddingKind::Weights => {
-                weight_edges = net
-                    .edges_of_classes(&params.weight_edges)
+                e.weight_edges = net
+                    .edges_of_classes(params.weight_edges())
                     .into_iter()
-                    .filter(|&e| net.edge_plastic[e as usize])
+                    .filter(|&edge| net.edge_plastic[edge as usize])
                     .collect();
-                for &t in &params.snapshot_times_ms {
-                    views.push(View {
-                        name: format!("weights_t{}", fmt_ms(t)),
-                        dim: weight_edges.len(),
-                        time_ms: Some(t),
-                        kind: EmbeddingKind::Weights,
-                    });
+                for (i, &t) in params.snapshot_times_ms().iter().enumerate() {
+                    e.push(
+                        format!("weights_t{}", fmt_ms(t)),
+                        e.weight_edges.len(),
+                        Some(t),
+                        EmbeddingKind::Weights,
+                        Source::Snapshot(i),
+                    );
                 }
-                spec.weight_snapshots_ms = params.snapshot_times_ms.clone();
-                spec.snapshot_edges = weight_edges.clone();
+                e.spec.weight_snapshots_ms = params.snapshot_times_ms().to_vec();
+                e.spec.snapshot_edges = e.weight_edges.clone();
             }
             EmbeddingKind::Paths => {
-                let p = paths::PathsEmbedder::new(net, &params.paths, duration_ms, seed);
-                views.push(View {
-                    name: format!("paths_{}", p.method_name()),
-                    dim: p.dim(),
-                    time_ms: None,
-                    kind: EmbeddingKind::Paths,
-                });
-                spec.activations = true;
-                paths = Some(p);
+                for m in params.paths_methods() {
+                    let p = paths::PathsEmbedder::new(
+                        net,
+                        &params.paths().with_method(m),
+                        duration_ms,
+                        seed,
+                    );
+                    let (name, dim) = (format!("paths_{}", m.name()), p.dim());
+                    e.push(
+                        name,
+                        dim,
+                        None,
+                        EmbeddingKind::Paths,
+                        Source::Paths(e.paths.len()),
+                    );
+                    e.paths.push(p);
+                }
+                e.spec.activations = true;
             }
             EmbeddingKind::Activity => {}
         }
-        views.push(View {
-            name: "activity".into(),
-            dim: recurrent_nodes.len() * bins,
-            time_ms: None,
-            kind: EmbeddingKind::Activity,
+        let dim = e.recurrent_nodes.len() * bins;
+        e.push(
+            "activity".into(),
+            dim,
+            None,
+            EmbeddingKind::Activity,
+            Source::Activity,
+        );
+        Ok(e)
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        dim: usize,
+        time_ms: Option<f64>,
+        kind: EmbeddingKind,
+        s: Source,
+    ) {
+        self.views.push(View {
+            name,
+            dim,
+            time_ms,
+            kind,
         });
-        Embedder {
-            views,
-            spec,
-            weight_edges,
-            recurrent_nodes,
-            bins,
-            paths,
-        }
+        self.sources.push(s);
     }
 
     /// What the engine must record for these views (nothing more).
@@ -107,19 +167,35 @@ impl Embedder {
         &self.views
     }
 
-    /// Writes each view's vector into `out[view]` (resized to the view's dim).
+    /// Writes each view's vector into `out[view]` (resized to the view's
+    /// dim). `rec` must come from a run recorded with [`Self::record_spec`];
+    /// a recording that lacks what a view needs is an error, not a panic.
     pub fn embed(
         &self,
         net: &Network,
         initial_weights: &[f32],
         rec: &Recording,
         out: &mut [Vec<f32>],
-    ) {
-        for (v, (view, o)) in self.views.iter().zip(out.iter_mut()).enumerate() {
+    ) -> Result<(), EmbedError> {
+        for ((view, source), o) in self.views.iter().zip(&self.sources).zip(out.iter_mut()) {
             o.clear();
-            match view.kind {
-                EmbeddingKind::Weights => {
-                    let snap = &rec.snapshots[v];
+            match *source {
+                Source::Snapshot(i) => {
+                    let snap = rec
+                        .snapshots
+                        .get(i)
+                        .filter(|s| s.weights.len() == self.weight_edges.len());
+                    let Some(snap) = snap else {
+                        return Err(EmbedError {
+                            field: "snapshot_times_ms",
+                            value: format!("{:?}", view.time_ms),
+                            why: format!(
+                                "view {}: the recording has {} snapshots, not the ones asked for (record with Embedder::record_spec)",
+                                view.name,
+                                rec.snapshots.len()
+                            ),
+                        });
+                    };
                     o.extend(
                         snap.weights
                             .iter()
@@ -127,19 +203,24 @@ impl Embedder {
                             .map(|(w, &e)| w - initial_weights[e as usize]),
                     );
                 }
-                EmbeddingKind::Activity => {
+                Source::Activity => {
+                    let per_node = rec.activity_bins;
+                    if rec.activity.len() < net.n_nodes() * per_node || per_node < self.bins {
+                        return Err(EmbedError {
+                            field: "activity_bin_ms",
+                            value: format!("{:?}", self.spec.activity_bin_ms),
+                            why: "the recording holds no binned activity of this width (record with Embedder::record_spec)".into(),
+                        });
+                    }
                     for &j in &self.recurrent_nodes {
-                        let row = &rec.activity[j * rec.activity_bins..(j + 1) * rec.activity_bins];
+                        let row = &rec.activity[j * per_node..(j + 1) * per_node];
                         o.extend(row.iter().take(self.bins).map(|&c| c as f32));
                     }
                 }
-                EmbeddingKind::Paths => {
-                    if let Some(p) = &self.paths {
-                        o.extend(p.embed(net, rec));
-                    }
-                }
+                Source::Paths(i) => o.extend(self.paths[i].embed(net, rec)),
             }
         }
+        Ok(())
     }
 }
 
@@ -151,3 +232,6 @@ pub fn fmt_ms(t: f64) -> String {
         format!("{t}")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -30,7 +30,7 @@
 //! threshold does (its causal edge is recorded like any other). The embedding
 //! is a pure function of (network, recording, params, seed).
 
-use crate::config::{PathsMethod, PathsParams};
+use super::{PathsMethod, PathsParams};
 use crate::network::{Network, Population};
 use crate::record::Recording;
 
@@ -65,11 +65,8 @@ fn l2_normalize(v: &mut [f32]) {
 
 impl PathsEmbedder {
     pub fn new(net: &Network, params: &PathsParams, duration_ms: f64, seed: u64) -> PathsEmbedder {
-        let window_ms = if params.window_ms > 0.0 && params.window_ms.is_finite() {
-            params.window_ms
-        } else {
-            duration_ms.max(1.0)
-        };
+        // PathsParams checked window_ms > 0 and finite.
+        let window_ms = params.window_ms();
         let windows = ((duration_ms / window_ms).ceil() as usize).max(1);
         let recurrent_nodes: Vec<usize> = (0..net.n_nodes())
             .filter(|&i| net.population[i] == Population::Recurrent)
@@ -79,11 +76,11 @@ impl PathsEmbedder {
             recurrent_pos[j] = p;
         }
         PathsEmbedder {
-            method: params.method,
+            method: params.method(),
             windows,
             window_ms,
             duration_ms,
-            hash_dim: params.dim.max(1),
+            hash_dim: params.dim().max(1),
             seed,
             recurrent_nodes,
             recurrent_pos,
@@ -245,11 +242,7 @@ mod tests {
     }
 
     fn params(method: PathsMethod) -> PathsParams {
-        PathsParams {
-            method,
-            window_ms: 10.0,
-            dim: 64,
-        }
+        PathsParams::new(method, 10.0, 64).unwrap()
     }
 
     #[test]
@@ -281,10 +274,7 @@ mod tests {
             (2, 12.0, Some(1)),
             (0, 0.0, None),
         ]);
-        let wide = PathsParams {
-            dim: 1 << 20,
-            ..params(PathsMethod::CausalEdges)
-        };
+        let wide = PathsParams::new(PathsMethod::CausalEdges, 10.0, 1 << 20).unwrap();
         let a = PathsEmbedder::new(&net, &wide, 20.0, 1);
         let b = PathsEmbedder::new(&net, &wide, 20.0, 1);
         let c = PathsEmbedder::new(&net, &wide, 20.0, 2);

@@ -15,9 +15,16 @@
 //!
 //! Labels are re-indexed for the classifiers: 0 = digit 1, 1 = digit 5.
 
-use super::*;
-use crate::config::PathsMethod;
-use crate::eval::{evaluate_knn, evaluate_linear, pixels_to_f32, random_splits, LinearKind};
+use super::{create_out, raw_config, refuse, ExperimentError, ExperimentOptions};
+use crate::config::ExperimentConfig;
+use crate::dataset::ImageSet;
+use crate::eval::pixels_to_f32;
+use crate::network::Network;
+use crate::pipeline::{
+    self, dynamics_summary, load_images, score_views, stack_view, sum_totals, DataSpec, Encoder,
+    Evaluator, Event, MemoryViews, Observer, Protocol, Scratch, ViewInfo,
+};
+use crate::record::{RecordSpec, RunTotals};
 use crate::report::{plot_histograms, write_report, DatasetInfo, HistPanel, Report, Timing};
 use crate::sim::RunParams;
 use rand::seq::SliceRandom;
@@ -33,8 +40,11 @@ pub const TRAIN_IMAGES: (usize, usize) = (1000, 120);
 pub const EMBED_IMAGES: (usize, usize) = (2000, 300);
 
 /// Runs experiment 2 and writes its report into `opts.out`.
-pub fn reproduce_stdp(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
-    with_threads(opts.threads, || run(opts))
+pub fn reproduce_stdp(
+    opts: &ExperimentOptions,
+    observer: &dyn Observer,
+) -> Result<Report, ExperimentError> {
+    pipeline::with_threads(opts.threads, || run(opts, observer))
 }
 
 /// Shares of plastic edges by how their weight changed from `before` to `after`.
@@ -98,26 +108,19 @@ pub fn weight_change(edges: &[u32], before: &[f32], after: &[f32]) -> WeightChan
     c
 }
 
-fn method_name(m: PathsMethod) -> &'static str {
-    m.name()
-}
-
-fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
-    let t_start = Instant::now();
-    let cfg = resolve_config(opts, "stdp")?;
-    if cfg.run.stdp.is_none() || cfg.plastic_edges.is_empty() {
-        return Err(ExperimentError::Unsuitable(
-            "experiment 2 (stdp) needs plasticity: set stdp.enabled = true and stdp.plastic_edges"
-                .into(),
-        ));
-    }
-    let set = load_images(opts)?;
+/// The training sequence and the images embedded after learning (disjoint:
+/// one seeded shuffle of the class-1 and class-5 images, cut in two).
+fn pick_images(
+    set: &ImageSet,
+    cfg: &ExperimentConfig,
+    quick: bool,
+) -> Result<(Vec<usize>, Vec<usize>), ExperimentError> {
     let mut pool: Vec<usize> = (0..set.len())
         .filter(|&i| CLASSES.contains(&set.labels[i]))
         .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5354_4450); // "STDP"
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed() ^ 0x5354_4450); // "STDP"
     pool.shuffle(&mut rng);
-    let (n_train, n_embed_max) = if opts.quick {
+    let (n_train, n_embed_max) = if quick {
         (TRAIN_IMAGES.1, EMBED_IMAGES.1)
     } else {
         (TRAIN_IMAGES.0, EMBED_IMAGES.0)
@@ -129,71 +132,66 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
             pool.len()
         )));
     }
-    let train_idx = pool[..n_train].to_vec();
     let n_embed = (pool.len() - n_train).min(n_embed_max);
-    let embed_idx = pool[n_train..n_train + n_embed].to_vec();
-    let labels: Vec<u8> = embed_idx
-        .iter()
-        .map(|&i| u8::from(set.labels[i] == CLASSES[1]))
-        .collect();
-    create_out(&opts.out)?;
+    Ok((
+        pool[..n_train].to_vec(),
+        pool[n_train..n_train + n_embed].to_vec(),
+    ))
+}
 
-    let net = cfg.network.build(cfg.seed, &cfg.plastic_edges)?;
-    if net.n_input() != set.pixels_per_image() {
-        return Err(ExperimentError::Unsuitable(format!(
-            "the network has {} input nodes but an image has {} pixels",
-            net.n_input(),
-            set.pixels_per_image()
-        )));
-    }
-    let duration = cfg.run.duration_ms;
-    let plastic = net.plastic_edges();
-    eprintln!(
-        "experiment 2 (stdp): {n_train} training images in sequence, then {n_embed} embedded twice; {} edges ({} plastic), {duration} ms per image",
-        net.n_edges(),
-        plastic.len()
-    );
-
-    // 1. Learning: one sequence, weights carried over.
-    let t_train = Instant::now();
-    let w0 = net.edge_weight.clone();
-    let mut w = w0.clone();
-    let learner = Simulator::new(&net, &cfg.run)?;
-    let mut ws = Workspace::default();
+/// Presents the training images in sequence with STDP on, the weights
+/// carried over from image to image; returns the learned weights. Image `i`
+/// of the sequence is row `i` of the training run (its stimulus seed).
+fn learn(
+    encoder: &Encoder,
+    set: &ImageSet,
+    train: &[usize],
+    observer: &dyn Observer,
+) -> Result<(Vec<f32>, RunTotals), ExperimentError> {
+    let mut w = encoder.initial_weights().to_vec();
+    let mut scratch = Scratch::default();
+    let mut totals = RunTotals::default();
     let none = RecordSpec::default();
-    let mut train_totals = RunTotals::default();
-    let pb = progress(n_train, "learning (STDP on)");
-    for &i in &train_idx {
-        let stim = stimulus::encode_image(set.image(i), &cfg.stimulus, cfg.seed ^ i as u64);
-        let rec = learner.run(&mut ws, &mut w, &stim, &none)?;
-        train_totals += rec.totals;
-        pb.inc(1);
+    observer.observe(Event::Started {
+        task: "learning (STDP on)".into(),
+        total: train.len(),
+    });
+    for (row, &i) in train.iter().enumerate() {
+        let stim = encoder.stimulus(set.image(i), row);
+        let rec = encoder
+            .simulator()
+            .run(scratch.workspace(), &mut w, &stim, &none)?;
+        totals += rec.totals;
+        observer.observe(Event::Advanced { n: 1 });
     }
-    pb.finish_and_clear();
-    let train_s = t_train.elapsed().as_secs_f64();
-    let change = weight_change(&plastic, &w0, &w);
+    observer.observe(Event::Finished);
+    Ok((w, totals))
+}
+
+/// Figure 2: the plastic weights before, after, and their change.
+fn weight_figure(
+    opts: &ExperimentOptions,
+    plastic: &[u32],
+    w0: &[f32],
+    w: &[f32],
+    change: &WeightChange,
+    n_train: usize,
+) -> Result<&'static str, ExperimentError> {
     let before: Vec<f32> = plastic.iter().map(|&e| w0[e as usize]).collect();
     let after: Vec<f32> = plastic.iter().map(|&e| w[e as usize]).collect();
     let delta: Vec<f32> = before.iter().zip(&after).map(|(a, b)| b - a).collect();
     let fig2 = "fig2_stdp_weights.png";
+    let panel = |title: String, values| HistPanel {
+        title,
+        values,
+        bins: 60,
+    };
     plot_histograms(
         &opts.out.join(fig2),
         &[
-            HistPanel {
-                title: "plastic weights before".into(),
-                values: before,
-                bins: 60,
-            },
-            HistPanel {
-                title: format!("after {n_train} images (STDP)"),
-                values: after,
-                bins: 60,
-            },
-            HistPanel {
-                title: "change (after - before)".into(),
-                values: delta,
-                bins: 60,
-            },
+            panel("plastic weights before".into(), before),
+            panel(format!("after {n_train} images (STDP)"), after),
+            panel("change (after - before)".into(), delta),
         ],
         &format!(
             "Figure 2: {} plastic edges; up {:.1}%, down {:.1}%, turned inhibitory {:.1}%, unchanged {:.1}%",
@@ -204,102 +202,127 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
             100.0 * change.unchanged
         ),
     )?;
+    Ok(fig2)
+}
 
-    // 2. Embedding with the original and the learned weights, both frozen.
+/// The embedded images run on the network with `weights`, frozen: every
+/// view as a matrix.
+fn embed_frozen(
+    net: &Network,
+    cfg: &ExperimentConfig,
+    weights: Vec<f32>,
+    set: &ImageSet,
+    idx: &[usize],
+    what: &str,
+    observer: &dyn Observer,
+) -> Result<(MemoryViews, RunTotals), ExperimentError> {
     let frozen = RunParams {
-        duration_ms: duration,
+        duration_ms: cfg.run().duration_ms,
         stdp: None,
     };
-    let sim = Simulator::new(&net, &frozen)?;
-    let (methods, embedders) = super::paths_embedders(&net, &cfg, duration);
-    let primary = methods[0];
-    let spec = RecordSpec {
-        activations: true,
-        ..Default::default()
+    let encoder = Encoder::with_run(net, cfg, &frozen)?.with_initial_weights(weights)?;
+    observer.observe(Event::Started {
+        task: format!("embedding ({what})"),
+        total: idx.len(),
+    });
+    let image = |row: usize| set.image(idx[row]);
+    let rows = encoder.encode_rows(0..idx.len(), &image, observer)?;
+    observer.observe(Event::Finished);
+    let mut views = MemoryViews {
+        views: Vec::new(),
+        matrices: Vec::new(),
     };
+    for (vi, v) in encoder.views().iter().enumerate() {
+        views.matrices.push(stack_view(&rows, vi, v.dim)?);
+        views.views.push(ViewInfo {
+            name: v.name.clone(),
+            dim: v.dim,
+            time_ms: v.time_ms,
+            file: String::new(),
+        });
+    }
+    Ok((views, sum_totals(&rows)))
+}
+
+fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, ExperimentError> {
+    let t_start = Instant::now();
+    refuse(opts, "2 (stdp)")?;
+    let (raw, path) = raw_config(opts, "stdp")?;
+    let cfg = raw.check(&path)?.with_all_paths_methods();
+    if cfg.run().stdp.is_none() || cfg.plastic_edges().is_empty() {
+        return Err(ExperimentError::Unsuitable(
+            "experiment 2 (stdp) needs plasticity: set stdp.enabled = true and stdp.plastic_edges"
+                .into(),
+        ));
+    }
+    let (set, _) = load_images(&DataSpec {
+        limit: None,
+        ..opts.data.clone()
+    })?;
+    let (train_idx, embed_idx) = pick_images(&set, &cfg, opts.quick)?;
+    let (n_train, n_embed) = (train_idx.len(), embed_idx.len());
+    let labels: Vec<u8> = embed_idx
+        .iter()
+        .map(|&i| u8::from(set.labels[i] == CLASSES[1]))
+        .collect();
+    create_out(&opts.out)?;
+    let net = cfg.build_network()?;
+    let learner = Encoder::new(&net, &cfg)?;
+    learner.check_images(&set, "images")?;
+    let duration = cfg.run().duration_ms;
+    let plastic = net.plastic_edges();
+    observer.observe(Event::Info(format!(
+        "experiment 2 (stdp): {n_train} training images in sequence, then {n_embed} embedded twice; {} edges ({} plastic), {duration} ms per image",
+        net.n_edges(),
+        plastic.len()
+    )));
+
+    // 1. Learning: one sequence, weights carried over.
+    let t_train = Instant::now();
+    let (w, train_totals) = learn(&learner, &set, &train_idx, observer)?;
+    let train_s = t_train.elapsed().as_secs_f64();
+    let w0 = net.edge_weight.clone();
+    let change = weight_change(&plastic, &w0, &w);
+    let fig2 = weight_figure(opts, &plastic, &w0, &w, &change, n_train)?;
+
+    // 2. Embedding with the original and the learned weights, both frozen.
     let t_enc = Instant::now();
     let mut embedded = Vec::new();
-    let mut enc_totals = RunTotals::default();
-    for (name, weights) in [("original", &w0), ("learned", &w)] {
-        let (vecs, totals) = encode_images(
-            &sim,
-            weights,
-            &cfg,
-            &set,
-            &embed_idx,
-            &spec,
-            &format!("embedding ({name})"),
-            |rec| {
-                embedders
-                    .iter()
-                    .map(|e| e.embed(&net, rec))
-                    .collect::<Vec<_>>()
-            },
-        )?;
-        let mut mats = Vec::new();
-        for m in 0..methods.len() {
-            let rows: Vec<Vec<f32>> = vecs.iter().map(|v| v[m].clone()).collect();
-            mats.push(stack(&rows)?);
-        }
-        enc_totals += totals;
-        embedded.push((name, mats, totals));
+    for (name, weights) in [("original", w0.clone()), ("learned", w.clone())] {
+        let (views, totals) = embed_frozen(&net, &cfg, weights, &set, &embed_idx, name, observer)?;
+        embedded.push((name, views, totals));
     }
     let encode_s = t_enc.elapsed().as_secs_f64();
 
-    // 3. Classification.
+    // 3. Classification: every view of both networks and the baselines on
+    // the same splits. Linear readouts on every view, however wide: the
+    // source's SVM comparison is on these.
     let t_eval = Instant::now();
-    let (n_ref, n_query) = split_sizes(&cfg, n_embed);
-    let splits = random_splits(
-        n_embed,
-        n_ref,
-        n_query,
-        cfg.evaluation.repeats,
-        cfg.evaluation.split_seed,
-    )?;
-    let knn = &cfg.evaluation.knn;
+    let mut ev = Evaluator::new(
+        cfg.evaluation(),
+        &labels,
+        Protocol::RandomSplit,
+        cfg.embedding().normalize(),
+        observer,
+    )?
+    .with_linear_max_dim(usize::MAX);
     let n_rec = Some(net.n_recurrent());
-    let linear: Vec<_> = cfg.evaluation.linear.iter().collect();
-    let lin_name = |k: &LinearKind| match k {
-        LinearKind::Svm => "linear_svm",
-        LinearKind::Ridge => "ridge",
-    };
-    let mut report = Report::new(cfg.experiment.clone());
-    for (name, mats, _) in &embedded {
-        for (mi, (m, x)) in methods.iter().zip(mats).enumerate() {
-            let emb = format!("paths_{}_{name}", method_name(*m));
-            eprintln!("kNN on {emb} ({} dims)", x.ncols());
-            let e = evaluate_knn(x.view(), &labels, 2, &splits, knn)?;
-            report.results.push(row(&emb, "knn", n_rec, x.ncols(), &e));
-            if mi == 0 {
-                for lp in &linear {
-                    eprintln!("{} on {emb}", lin_name(&lp.kind));
-                    let e = evaluate_linear(x.view(), &labels, 2, &splits, lp)?;
-                    report
-                        .results
-                        .push(row(&emb, lin_name(&lp.kind), n_rec, x.ncols(), &e));
-                }
-            }
-        }
+    let mut report = Report::new(cfg.experiment());
+    for (name, views, _) in &embedded {
+        let scored = score_views(&mut ev, views, &format!("_{name}"), n_rec, false)?;
+        report.results.extend(scored.rows);
     }
     let mut pixels = Vec::with_capacity(n_embed * set.pixels_per_image());
     for &i in &embed_idx {
         pixels.extend_from_slice(set.image(i));
     }
     let px = pixels_to_f32(&pixels, n_embed, set.pixels_per_image());
-    let e = evaluate_knn(px.view(), &labels, 2, &splits, knn)?;
-    report
-        .baselines
-        .push(row("pixels", "knn", None, px.ncols(), &e));
-    for lp in &linear {
-        let e = evaluate_linear(px.view(), &labels, 2, &splits, lp)?;
-        report
-            .baselines
-            .push(row("pixels", lin_name(&lp.kind), None, px.ncols(), &e));
-    }
+    let dims: Vec<usize> = embedded[0].1.views.iter().map(|v| v.dim).collect();
+    report.baselines = ev.baselines(&px, &dims, cfg.seed())?;
     let evaluate_s = t_eval.elapsed().as_secs_f64();
 
-    report.config_hash = cfg.hash.clone();
-    report.seed = cfg.seed;
+    report.config_hash = cfg.hash().to_string();
+    report.seed = cfg.seed();
     report.dataset = DatasetInfo {
         images: set.images_path.display().to_string(),
         labels: set.labels_path.display().to_string(),
@@ -311,7 +334,11 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         },
         ..Default::default()
     };
-    report.protocol = protocol(&cfg, &splits);
+    report.protocol = ev.protocol().clone();
+    let enc_totals = embedded.iter().fold(RunTotals::default(), |mut a, e| {
+        a += e.2;
+        a
+    });
     report.timing = Timing {
         encode_s: train_s + encode_s,
         evaluate_s,
@@ -321,7 +348,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         total_arrivals: Some(train_totals.arrivals + enc_totals.arrivals),
         images_encoded: n_train + 2 * n_embed,
     };
-    report.network = Some(net.summary());
+    report.network = Some(crate::report::network_summary(&net));
     report.figures = vec![fig2.into()];
     let x = &mut report.extra;
     x.insert("quick".into(), opts.quick.into());
@@ -331,21 +358,25 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
     );
     x.insert("n_train".into(), n_train.into());
     x.insert("n_embedded".into(), n_embed.into());
-    x.insert("primary_method".into(), method_name(primary).into());
+    x.insert(
+        "primary_method".into(),
+        cfg.embedding().paths().method().name().into(),
+    );
     x.insert("duration_ms".into(), duration.into());
     x.insert(
         "weight_change".into(),
         serde_json::to_value(&change).unwrap_or_default(),
     );
     x.insert("train_s".into(), train_s.into());
+    let n_r = net.n_recurrent();
     x.insert(
         "training_dynamics".into(),
-        dynamics_summary(&train_totals, n_train, &net, duration),
+        dynamics_summary(&train_totals, n_train, n_r, duration),
     );
     for (name, _, t) in &embedded {
         x.insert(
             format!("dynamics_{name}"),
-            dynamics_summary(t, n_embed, &net, duration),
+            dynamics_summary(t, n_embed, n_r, duration),
         );
     }
     x.insert(
@@ -356,12 +387,13 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         }),
     );
     x.insert("wall_s".into(), t_start.elapsed().as_secs_f64().into());
-    report.notes = vec![
-        "Source (experiment 2): edges 29% up, 40% down, 20% turned inhibitory, 11% unchanged; kNN 61% -> 82% and SVM 91.1% -> 97.6% without -> with STDP.".into(),
+    report.notes = ev.into_notes();
+    report.notes.extend([
+        "Source (experiment 2): edges 29% up, 40% down, 20% turned inhibitory, 11% unchanged; kNN 61% -> 82% and SVM 91.1% -> 97.6% without -> with STDP.".to_string(),
         "Class index 0 = digit 1, 1 = digit 5. Embedded images are disjoint from the training sequence (one shuffled pool cut in two).".into(),
         "`_original` rows: the network before learning; `_learned`: after learning; both frozen (STDP off) while embedding.".into(),
         "Weight-change shares are exclusive: a sign change is counted as such, not also as up/down.".into(),
-    ];
+    ]);
     write_report(&opts.out, &report)?;
     Ok(report)
 }

@@ -1,6 +1,8 @@
 //! The quick versions of experiments 1 and 2, end to end (they run in CI).
 
 use super::*;
+use crate::pipeline::Quiet;
+use std::path::Path;
 
 fn quick(out: &Path) -> ExperimentOptions {
     ExperimentOptions {
@@ -13,13 +15,18 @@ fn quick(out: &Path) -> ExperimentOptions {
 #[test]
 fn quick_paths_runs_and_beats_chance() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let r = reproduce_paths(&quick(dir.path())).expect("experiment 1 quick");
+    let r = reproduce_paths(&quick(dir.path()), &Quiet).expect("experiment 1 quick");
     assert_eq!(r.experiment, "paths");
     assert_eq!(r.dataset.n, paths::QUICK_IMAGES);
-    assert_eq!(r.results.len(), 3);
+    // One kNN row per paths method (plus the activity control of the same runs).
+    let paths_rows = r
+        .results
+        .iter()
+        .filter(|x| x.embedding.starts_with("paths_"));
+    assert_eq!(paths_rows.count(), 3);
     assert_eq!(r.protocol.repeats, 10);
     assert_eq!(r.protocol.metric, "cosine");
-    assert!(r.baselines.iter().any(|b| b.embedding == "pixels"));
+    assert!(r.baselines.iter().any(|b| b.embedding == "raw_pixels"));
     for row in &r.results {
         assert_eq!(row.per_class.len(), 10);
         // Chance is 10%; the bar is 50%.
@@ -41,7 +48,7 @@ fn quick_paths_runs_and_beats_chance() {
 #[test]
 fn quick_stdp_runs_and_beats_chance() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let r = reproduce_stdp(&quick(dir.path())).expect("experiment 2 quick");
+    let r = reproduce_stdp(&quick(dir.path()), &Quiet).expect("experiment 2 quick");
     assert_eq!(r.experiment, "stdp");
     let wc = &r.extra["weight_change"];
     let shares: f64 = [
@@ -80,7 +87,7 @@ fn quick_stdp_runs_and_beats_chance() {
     assert!(r
         .baselines
         .iter()
-        .any(|b| b.embedding == "pixels" && b.classifier == "knn"));
+        .any(|b| b.embedding == "raw_pixels" && b.classifier == "knn"));
     for f in ["report.json", "report.md", "fig2_stdp_weights.png"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }

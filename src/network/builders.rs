@@ -170,8 +170,7 @@ pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Netwo
             }
             let a = nodes[s].position_um;
             let b = nodes[t].position_um;
-            let straight =
-                ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+            let straight = super::distance_um(a, b);
             let tort = spec.tortuosity_min
                 + (spec.tortuosity_max - spec.tortuosity_min) * rng.gen::<f64>();
             let velocity = spec.velocity_um_per_ms.sample(&mut rng);

@@ -117,6 +117,11 @@ pub struct Network {
     pub in_plastic_edges: Vec<EdgeId>,
 }
 
+/// Straight-line distance between two positions (um).
+pub fn distance_um(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
 fn check_positive(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }

@@ -1,30 +1,35 @@
-//! Evaluation of an encode directory: every view with the config's kNN (and
-//! linear readouts where affordable), always beside the raw-pixel baseline and
-//! a random projection of the pixels to the view's dimension, on the same
-//! splits, with the same preprocessing. Writes `report.json`, `report.md` and
-//! figures.
+//! The one evaluation: every view with the config's kNN (and linear readouts
+//! where affordable), always beside the baselines, on the same splits, with
+//! the same preprocessing. [`Evaluator`] scores matrices; [`score_views`]
+//! walks the views of a [`ViewSource`] (an encode directory, or matrices in
+//! memory); [`evaluate`] is the whole of `geodyn evaluate DIR`.
 
-use super::{read_manifest, PipelineError};
-use crate::config::{self, metric_name, weighting_name, ExperimentConfig, Normalize};
+use super::observer::{Event, Observer};
+use super::{read_manifest, PipelineError, ViewInfo};
+use crate::config::{self, EvalParams, ExperimentConfig, RawConfig};
 use crate::dataset::ImageSet;
+use crate::embed::Normalize;
 use crate::eval::{
     evaluate_knn, evaluate_linear, held_out_split, pixels_to_f32, random_projection, random_splits,
     Evaluation, LinearKind, Split,
 };
 use crate::report::{self, DatasetInfo, ProtocolInfo, Report, ResultRow, Series, Timing};
 use ndarray::{Array1, Array2, Axis};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How `geodyn evaluate` runs.
 #[derive(Clone, Debug)]
 pub struct EvaluateOptions {
     /// Where to write the report (created if missing).
     pub out: PathBuf,
     pub figures: bool,
+    /// The view whose PCA and confusion are drawn (default: the best kNN view).
+    pub figure_view: Option<String>,
     /// Linear readouts are fitted only on views of at most this many dimensions
     /// (their cost grows with dim; larger views get kNN only, and the report says so).
     pub linear_max_dim: usize,
-    pub progress: bool,
     /// L2-normalise everything (embeddings and baselines) whatever the config says.
     pub force_l2: bool,
     /// Skip the config's linear readouts.
@@ -38,16 +43,31 @@ impl EvaluateOptions {
         EvaluateOptions {
             out: out.into(),
             figures: true,
+            figure_view: None,
             linear_max_dim: 4096,
-            progress: true,
             force_l2: false,
             knn_only: false,
             trajectory: false,
         }
     }
+
+    /// Applies the options that change the evaluation to the raw config, so
+    /// the changed config passes the same checks as any other.
+    fn apply(&self, raw: &mut RawConfig) {
+        if self.force_l2 {
+            raw.embedding.normalize = Normalize::L2;
+        }
+        if self.knn_only {
+            raw.evaluation.linear.clear();
+        }
+        if self.trajectory {
+            raw.embedding.trajectory = true;
+        }
+    }
 }
 
-fn l2_normalize(x: &mut Array2<f32>) {
+/// Normalises each row to unit L2 norm (f64 accumulation; zero rows stay zero).
+pub fn l2_normalize_rows(x: &mut Array2<f32>) {
     for mut row in x.axis_iter_mut(Axis(0)) {
         let n = row
             .iter()
@@ -89,46 +109,172 @@ pub fn result_row(
     }
 }
 
-struct Evaluator<'a> {
-    cfg: &'a ExperimentConfig,
+/// Which rows are reference and which are queries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Protocol {
+    /// `repeats` random splits of all rows (sizes from the config when they
+    /// fit the data, else 90% / 10%).
+    RandomSplit,
+    /// Rows `0..n_reference` are the reference, the next `n_query` the queries.
+    HeldOut { n_reference: usize, n_query: usize },
+}
+
+/// The names of the baselines, in one place: raw pixels, and a seeded
+/// Gaussian random projection of the pixels to a view's dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    RawPixels,
+    RandomProjection { dim: usize },
+}
+
+impl Baseline {
+    /// The name in reports (`raw_pixels`, `random_projection_{dim}`).
+    pub fn name(self) -> String {
+        match self {
+            Baseline::RawPixels => "raw_pixels".into(),
+            Baseline::RandomProjection { dim } => format!("random_projection_{dim}"),
+        }
+    }
+}
+
+/// Seed of the random-projection baseline, from the config seed.
+fn projection_seed(seed: u64) -> u64 {
+    seed ^ 0x5EED
+}
+
+/// Scores matrices under one protocol: the same splits, labels, readouts
+/// and preprocessing for every view and baseline.
+pub struct Evaluator<'a> {
+    params: &'a EvalParams,
     labels: &'a [u8],
     n_classes: usize,
-    splits: &'a [Split],
+    splits: Vec<Split>,
+    protocol: ProtocolInfo,
+    normalize: bool,
     linear_max_dim: usize,
-    progress: bool,
+    observer: &'a dyn Observer,
     notes: Vec<String>,
 }
 
-impl Evaluator<'_> {
-    /// The kNN readout of one matrix, as a report row (printed as it lands).
-    fn knn(
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        params: &'a EvalParams,
+        labels: &'a [u8],
+        protocol: Protocol,
+        normalize: Normalize,
+        observer: &'a dyn Observer,
+    ) -> Result<Evaluator<'a>, PipelineError> {
+        let n = labels.len();
+        let mut notes = Vec::new();
+        let (kind, splits) = match protocol {
+            Protocol::HeldOut {
+                n_reference,
+                n_query,
+            } => ("held_out", vec![held_out_split(n_reference, n_query)]),
+            Protocol::RandomSplit => {
+                let (n_ref, n_q) = match (params.n_reference, params.n_query) {
+                    (Some(r), Some(q)) if r + q <= n => (r, q),
+                    (r, q) => {
+                        let q_default = (n / 10).max(1);
+                        let sizes = (n.saturating_sub(q_default), q_default);
+                        if r.is_some() || q.is_some() {
+                            notes.push(format!(
+                                "The config's split sizes ({r:?} reference, {q:?} queries) do not fit {n} rows: {} / {} used.",
+                                sizes.0, sizes.1
+                            ));
+                        }
+                        sizes
+                    }
+                };
+                let s = random_splits(n, n_ref, n_q, params.repeats, params.split_seed)?;
+                ("random_split", s)
+            }
+        };
+        let protocol = ProtocolInfo {
+            kind: kind.to_string(),
+            n_reference: splits.first().map_or(0, |s| s.reference.len()),
+            n_query: splits.first().map_or(0, |s| s.query.len()),
+            repeats: splits.len(),
+            k: params.knn.k,
+            metric: config::metric_name(params.knn.metric).to_string(),
+            weighting: config::weighting_name(params.knn.weighting).to_string(),
+            split_seed: params.split_seed,
+        };
+        Ok(Evaluator {
+            params,
+            labels,
+            n_classes: labels.iter().copied().max().map_or(0, |m| m as usize + 1),
+            splits,
+            protocol,
+            normalize: normalize == Normalize::L2,
+            linear_max_dim: 4096,
+            observer,
+            notes,
+        })
+    }
+
+    /// Fit linear readouts only on views of at most `d` dimensions.
+    pub fn with_linear_max_dim(mut self, d: usize) -> Evaluator<'a> {
+        self.linear_max_dim = d;
+        self
+    }
+
+    pub fn protocol(&self) -> &ProtocolInfo {
+        &self.protocol
+    }
+
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The preprocessing every matrix gets before a readout.
+    pub fn prepare(&self, x: &mut Array2<f32>) {
+        if self.normalize {
+            l2_normalize_rows(x);
+        }
+    }
+
+    fn check_rows(&self, x: &Array2<f32>, name: &str) -> Result<(), PipelineError> {
+        if x.nrows() != self.labels.len() {
+            return Err(PipelineError::Shape(format!(
+                "{name}: {} rows for {} labels",
+                x.nrows(),
+                self.labels.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn scored(&self, row: ResultRow, t: Instant) -> ResultRow {
+        self.observer.observe(Event::Scored {
+            row: Box::new(row.clone()),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+        row
+    }
+
+    /// The kNN readout of a prepared matrix, as a report row.
+    pub fn knn(
         &self,
         x: &Array2<f32>,
         name: &str,
         n_rec: Option<usize>,
         time: Option<f64>,
     ) -> Result<ResultRow, PipelineError> {
+        self.check_rows(x, name)?;
         let t = Instant::now();
-        let knn = evaluate_knn(
+        let e = evaluate_knn(
             x.view(),
             self.labels,
             self.n_classes,
-            self.splits,
-            &self.cfg.evaluation.knn,
+            &self.splits,
+            &self.params.knn,
         )?;
-        if self.progress {
-            eprintln!(
-                "  {name:<28} knn    {:6.2}% +/- {:.2}  ({:.1} s)",
-                100.0 * knn.accuracy_mean,
-                100.0 * knn.accuracy_sd,
-                t.elapsed().as_secs_f64()
-            );
-        }
-        Ok(result_row(name, "knn", n_rec, time, x.ncols(), &knn))
+        Ok(self.scored(result_row(name, "knn", n_rec, time, x.ncols(), &e), t))
     }
 
-    /// kNN and (if small enough) linear readouts of one matrix.
-    fn all(
+    /// kNN and (if small enough) linear readouts of a prepared matrix.
+    pub fn score(
         &mut self,
         x: &Array2<f32>,
         name: &str,
@@ -137,7 +283,7 @@ impl Evaluator<'_> {
     ) -> Result<Vec<ResultRow>, PipelineError> {
         let dim = x.ncols();
         let mut rows = vec![self.knn(x, name, n_rec, time)?];
-        for lp in &self.cfg.evaluation.linear {
+        for lp in &self.params.linear {
             if dim > self.linear_max_dim {
                 let note = format!(
                     "{}: not fitted on `{name}` ({dim} dimensions > {}); kNN only",
@@ -150,72 +296,280 @@ impl Evaluator<'_> {
                 continue;
             }
             let t = Instant::now();
-            let e = evaluate_linear(x.view(), self.labels, self.n_classes, self.splits, lp)?;
-            if self.progress {
-                eprintln!(
-                    "  {name:<28} {:<6} {:6.2}% +/- {:.2}  ({:.1} s)",
-                    linear_name(&lp.kind),
-                    100.0 * e.accuracy_mean,
-                    100.0 * e.accuracy_sd,
-                    t.elapsed().as_secs_f64()
-                );
-            }
-            rows.push(result_row(
-                name,
-                linear_name(&lp.kind),
-                n_rec,
-                time,
-                dim,
-                &e,
-            ));
+            let e = evaluate_linear(x.view(), self.labels, self.n_classes, &self.splits, lp)?;
+            let row = result_row(name, linear_name(&lp.kind), n_rec, time, dim, &e);
+            rows.push(self.scored(row, t));
         }
         Ok(rows)
     }
+
+    /// The baselines beside views of dimensions `dims`: raw pixels, and a
+    /// random projection of the pixels to each distinct dimension (seeded
+    /// from `seed`), all prepared like the views.
+    pub fn baselines(
+        &mut self,
+        pixels: &Array2<f32>,
+        dims: &[usize],
+        seed: u64,
+    ) -> Result<Vec<ResultRow>, PipelineError> {
+        let mut raw = pixels.clone();
+        self.prepare(&mut raw);
+        let mut rows = self.score(&raw, &Baseline::RawPixels.name(), None, None)?;
+        let mut dims = dims.to_vec();
+        dims.sort_unstable();
+        dims.dedup();
+        for dim in dims {
+            let rp = random_projection(raw.view(), dim, projection_seed(seed));
+            rows.extend(self.score(&rp, &Baseline::RandomProjection { dim }.name(), None, None)?);
+        }
+        Ok(rows)
+    }
+
+    pub fn into_notes(self) -> Vec<String> {
+        self.notes
+    }
 }
 
-/// Evaluates the encode in `dir` and writes the report into `opts.out`.
-pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineError> {
-    let t0 = Instant::now();
-    let manifest = read_manifest(dir)?;
-    if manifest.shard.is_some() {
-        return Err(PipelineError::Other(format!(
-            "{}: is one shard of an encode; merge the shards before evaluating",
-            dir.display()
-        )));
-    }
-    let mpath = dir.join("manifest.json");
-    let mut cfg = config::parse(&manifest.config_toml, &mpath)?.check(&mpath)?;
-    if opts.force_l2 {
-        cfg.embedding.normalize = Normalize::L2;
-    }
-    if opts.knn_only {
-        cfg.evaluation.linear.clear();
-    }
-    if opts.trajectory {
-        cfg.embedding.trajectory = true;
-    }
-    let lp = dir.join("labels.npy");
-    let labels: Array1<u8> = ndarray_npy::read_npy(&lp).map_err(|e| PipelineError::Corrupt {
-        path: lp.clone(),
-        message: e.to_string(),
-    })?;
-    let labels = labels.to_vec();
-    let n = labels.len();
-    let n_classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+/// Embedding matrices to evaluate, one per view, loaded one at a time.
+pub trait ViewSource {
+    fn views(&self) -> &[ViewInfo];
+    /// View `i`, `n x dim`, as encoded (not yet prepared).
+    fn load(&self, i: usize) -> Result<Cow<'_, Array2<f32>>, PipelineError>;
+}
 
-    // The baselines need the pixels of exactly the encoded rows.
-    let mut reference = ImageSet::load(Path::new(&manifest.images), Path::new(&manifest.labels))?;
-    if let Some(rows) = &manifest.reference_subset {
+/// The views of a complete encode directory.
+pub struct DirViews {
+    dir: PathBuf,
+    views: Vec<ViewInfo>,
+}
+
+impl DirViews {
+    pub fn new(dir: &Path, views: Vec<ViewInfo>) -> DirViews {
+        DirViews {
+            dir: dir.to_path_buf(),
+            views,
+        }
+    }
+}
+
+impl ViewSource for DirViews {
+    fn views(&self) -> &[ViewInfo] {
+        &self.views
+    }
+    fn load(&self, i: usize) -> Result<Cow<'_, Array2<f32>>, PipelineError> {
+        let p = self.dir.join(&self.views[i].file);
+        let x: Array2<f32> = ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        if x.ncols() != self.views[i].dim {
+            return Err(PipelineError::Corrupt {
+                path: p,
+                message: format!(
+                    "{} columns; the manifest says {}",
+                    x.ncols(),
+                    self.views[i].dim
+                ),
+            });
+        }
+        Ok(Cow::Owned(x))
+    }
+}
+
+/// Views held in memory.
+pub struct MemoryViews {
+    pub views: Vec<ViewInfo>,
+    pub matrices: Vec<Array2<f32>>,
+}
+
+impl ViewSource for MemoryViews {
+    fn views(&self) -> &[ViewInfo] {
+        &self.views
+    }
+    fn load(&self, i: usize) -> Result<Cow<'_, Array2<f32>>, PipelineError> {
+        Ok(Cow::Borrowed(&self.matrices[i]))
+    }
+}
+
+/// The rows of [`score_views`] and the index of the view with the best kNN.
+#[derive(Clone, Debug)]
+pub struct ScoredViews {
+    pub rows: Vec<ResultRow>,
+    pub best: Option<usize>,
+}
+
+/// Scores every view of `source` (named with `suffix` appended); with
+/// `trajectory`, also the snapshots up to each time concatenated (kNN only;
+/// each snapshot prepared on its own, so every snapshot weighs the same).
+pub fn score_views(
+    ev: &mut Evaluator,
+    source: &dyn ViewSource,
+    suffix: &str,
+    n_rec: Option<usize>,
+    trajectory: bool,
+) -> Result<ScoredViews, PipelineError> {
+    let mut rows = Vec::new();
+    let mut best: Option<(f64, usize)> = None;
+    let mut joined: Option<(Array2<f32>, usize)> = None;
+    for (vi, v) in source.views().iter().enumerate() {
+        let mut x = source.load(vi)?.into_owned();
+        ev.prepare(&mut x);
+        let name = format!("{}{suffix}", v.name);
+        let scored = ev.score(&x, &name, n_rec, v.time_ms)?;
+        let acc = scored[0].accuracy_mean;
+        if best.is_none_or(|(a, _)| acc > a) {
+            best = Some((acc, vi));
+        }
+        rows.extend(scored);
+        let Some(t) = v.time_ms.filter(|_| trajectory) else {
+            continue;
+        };
+        let (m, parts) = match joined.take() {
+            None => (x, 1),
+            Some((j, p)) => (
+                ndarray::concatenate(Axis(1), &[j.view(), x.view()])
+                    .map_err(|e| PipelineError::Shape(e.to_string()))?,
+                p + 1,
+            ),
+        };
+        if parts >= 2 {
+            let name = format!("trajectory_t{}{suffix}", crate::embed::fmt_ms(t));
+            rows.push(ev.knn(&m, &name, n_rec, Some(t))?);
+        }
+        joined = Some((m, parts));
+    }
+    Ok(ScoredViews {
+        rows,
+        best: best.map(|(_, i)| i),
+    })
+}
+
+/// The figures of an evaluation: accuracy against snapshot time (when there
+/// are at least two timed views), and the confusion and PCA of one view.
+pub struct Figures<'a> {
+    pub out: &'a Path,
+    pub title: &'a str,
+    pub n_recurrent: usize,
+    pub seed: u64,
+}
+
+impl Figures<'_> {
+    /// Accuracy against time of the timed rows, beside the untimed kNN rows.
+    pub fn accuracy_vs_time(
+        &self,
+        results: &[ResultRow],
+        baselines: &[ResultRow],
+    ) -> Result<Option<String>, PipelineError> {
+        let timed: Vec<&ResultRow> = results.iter().filter(|r| r.time_ms.is_some()).collect();
+        if timed.len() < 2 {
+            return Ok(None);
+        }
+        let mut series = Vec::new();
+        for clf in ["knn", "linear_svm", "ridge"] {
+            let pts: Vec<(f64, f64, f64)> = timed
+                .iter()
+                .filter(|r| r.classifier == clf)
+                .map(|r| (r.time_ms.unwrap_or(0.0), r.accuracy_mean, r.accuracy_sd))
+                .collect();
+            if pts.len() >= 2 {
+                series.push(Series {
+                    label: format!("weights N={} ({clf})", self.n_recurrent),
+                    points: pts,
+                });
+            }
+        }
+        let base: Vec<(String, f64)> = baselines
+            .iter()
+            .chain(results.iter().filter(|r| r.time_ms.is_none()))
+            .filter(|r| r.classifier == "knn")
+            .map(|r| (format!("{} (knn)", r.embedding), r.accuracy_mean))
+            .collect();
+        let file = "accuracy_vs_time.png";
+        report::plot_accuracy_vs_time(
+            &self.out.join(file),
+            &series,
+            &base,
+            &format!("{}: accuracy against snapshot time", self.title),
+        )?;
+        Ok(Some(file.into()))
+    }
+
+    /// The confusion (of its kNN row) and PCA scatter of one prepared view.
+    pub fn view(
+        &self,
+        name: &str,
+        x: &Array2<f32>,
+        labels: &[u8],
+        results: &[ResultRow],
+    ) -> Result<Vec<String>, PipelineError> {
+        let mut files = Vec::new();
+        if let Some(r) = results
+            .iter()
+            .find(|r| r.embedding == name && r.classifier == "knn")
+        {
+            report::plot_confusion(
+                &self.out.join("confusion.png"),
+                &r.confusion,
+                &format!("{name} (knn), confusion"),
+            )?;
+            files.push("confusion.png".to_string());
+        }
+        if x.ncols() >= 3 {
+            let scores = report::pca(x.view(), 3, self.seed)?;
+            report::plot_pca_scatter(
+                &self.out.join("pca.png"),
+                scores.view(),
+                labels,
+                &format!("{}: PCA of `{name}`", self.title),
+            )?;
+            files.push("pca.png".to_string());
+        }
+        Ok(files)
+    }
+}
+
+/// Dynamics of a set of runs, for a report's `extra`.
+pub fn dynamics_summary(
+    t: &crate::record::RunTotals,
+    images: usize,
+    n_recurrent: usize,
+    duration_ms: f64,
+) -> serde_json::Value {
+    let n = images.max(1) as f64;
+    let stimulus = t.external_activations - t.lost_external;
+    let rec_rate = t.activations.saturating_sub(stimulus) as f64
+        / n
+        / n_recurrent.max(1) as f64
+        / (duration_ms / 1000.0);
+    serde_json::json!({
+        "images": images,
+        "arrivals_per_image": t.arrivals as f64 / n,
+        "lost_arrival_share": t.lost_arrivals as f64 / t.arrivals.max(1) as f64,
+        "activations_per_image": t.activations as f64 / n,
+        "stimulus_activations_per_image": stimulus as f64 / n,
+        "network_driven_rate_hz_per_recurrent_node": rec_rate,
+    })
+}
+
+/// The pixels of exactly the encoded rows (reference subset, then queries),
+/// checked against the encoded labels.
+fn encoded_pixels(
+    dir: &Path,
+    m: &super::Manifest,
+    labels: &[u8],
+) -> Result<(Array2<f32>, ImageSet), PipelineError> {
+    let mut reference = ImageSet::load(Path::new(&m.images), Path::new(&m.labels))?;
+    if let Some(rows) = &m.reference_subset {
         if rows.iter().any(|&r| r >= reference.len()) {
             return Err(PipelineError::Other(format!(
                 "{}: the recorded subset indexes past the file's {} images",
-                manifest.images,
+                m.images,
                 reference.len()
             )));
         }
         reference = reference.subset(rows);
     }
-    let query = match (&manifest.query_images, &manifest.query_labels) {
+    let query = match (&m.query_images, &m.query_labels) {
         (Some(i), Some(l)) => Some(ImageSet::load(Path::new(i), Path::new(l))?),
         _ => None,
     };
@@ -228,239 +582,88 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
     if pixel_labels != labels {
         return Err(PipelineError::Other(format!(
             "{}: the dataset's labels differ from the encoded ones ({}): the files changed since the encode",
-            manifest.images,
-            lp.display()
+            m.images,
+            dir.join("labels.npy").display()
         )));
     }
-    let d_pix = reference.pixels_per_image();
-    let mut raw = pixels_to_f32(&pixels, n, d_pix);
-    let normalize = cfg.embedding.normalize == Normalize::L2;
-    if normalize {
-        l2_normalize(&mut raw);
-    }
+    let d = reference.pixels_per_image();
+    Ok((pixels_to_f32(&pixels, labels.len(), d), reference))
+}
 
-    let ev = &cfg.evaluation;
-    let (kind, splits, n_ref, n_q) = match manifest.n_query_set {
-        Some(nq) => (
-            "held_out",
-            vec![held_out_split(manifest.n_reference, nq)],
-            manifest.n_reference,
-            nq,
-        ),
-        None => {
-            let n_q = ev.n_query.unwrap_or((n / 10).max(1));
-            let n_ref = ev.n_reference.unwrap_or(n.saturating_sub(n_q));
-            (
-                "random_split",
-                random_splits(n, n_ref, n_q, ev.repeats, ev.split_seed)?,
-                n_ref,
-                n_q,
-            )
-        }
-    };
-    let mut evaluator = Evaluator {
-        cfg: &cfg,
-        labels: &labels,
-        n_classes,
-        splits: &splits,
-        linear_max_dim: opts.linear_max_dim,
-        progress: opts.progress,
-        notes: Vec::new(),
-    };
-    let n_rec = Some(manifest.n_recurrent);
-    if opts.progress {
-        eprintln!(
-            "evaluate {} ({} rows, {} splits of {} reference / {} queries)",
-            dir.display(),
-            n,
-            splits.len(),
-            n_ref,
-            n_q
-        );
+/// Evaluates the encode in `dir` and writes the report into `opts.out`.
+pub fn evaluate(
+    dir: &Path,
+    opts: &EvaluateOptions,
+    observer: &dyn Observer,
+) -> Result<Report, PipelineError> {
+    let t0 = Instant::now();
+    let manifest = read_manifest(dir)?;
+    if manifest.shard.is_some() {
+        return Err(PipelineError::Other(format!(
+            "{}: is one shard of an encode; merge the shards before evaluating",
+            dir.display()
+        )));
     }
-    let mut results = Vec::new();
-    let mut best: Option<(f64, usize)> = None;
-    // Trajectory: the snapshots up to t, concatenated (each already normalised
-    // on its own if asked, so every snapshot weighs the same).
-    let mut trajectory: Option<(Array2<f32>, usize)> = None;
-    for (vi, v) in manifest.views.iter().enumerate() {
-        let p = dir.join(&v.file);
-        let mut x: Array2<f32> = ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
-        if x.nrows() != n {
-            return Err(PipelineError::Corrupt {
-                path: p,
-                message: format!("{} rows for {} labels", x.nrows(), n),
-            });
-        }
-        if normalize {
-            l2_normalize(&mut x);
-        }
-        let rows = evaluator.all(&x, &v.name, n_rec, v.time_ms)?;
-        let acc = rows[0].accuracy_mean;
-        if best.is_none_or(|(a, _)| acc > a) {
-            best = Some((acc, vi));
-        }
-        results.extend(rows);
-        if cfg.embedding.trajectory && v.time_ms.is_some() {
-            let (joined, parts) = match trajectory.take() {
-                None => (x, 1),
-                Some((t, p)) => (
-                    ndarray::concatenate(Axis(1), &[t.view(), x.view()])
-                        .map_err(|e| PipelineError::Shape(e.to_string()))?,
-                    p + 1,
-                ),
-            };
-            if parts >= 2 {
-                let name = format!(
-                    "trajectory_t{}",
-                    crate::embed::fmt_ms(v.time_ms.unwrap_or(0.0))
-                );
-                results.push(evaluator.knn(&joined, &name, n_rec, v.time_ms)?);
-            }
-            trajectory = Some((joined, parts));
-        }
-    }
-    drop(trajectory);
-
-    let mut baselines = evaluator.all(&raw, "raw_pixels", None, None)?;
-    let mut dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();
-    dims.sort_unstable();
-    dims.dedup();
-    for d in dims {
-        let rp = random_projection(raw.view(), d, cfg.seed ^ 0x5EED);
-        let mut b = evaluator.all(&rp, &format!("random_projection_{d}"), None, None)?;
-        baselines.append(&mut b);
-    }
-
-    std::fs::create_dir_all(&opts.out).map_err(|source| PipelineError::Io {
-        path: opts.out.clone(),
-        source,
+    let mpath = dir.join("manifest.json");
+    let mut raw = config::parse(&manifest.config_toml, &mpath)?;
+    opts.apply(&mut raw);
+    let cfg = raw.check(&mpath)?;
+    let lp = dir.join("labels.npy");
+    let labels: Array1<u8> = ndarray_npy::read_npy(&lp).map_err(|e| PipelineError::Corrupt {
+        path: lp.clone(),
+        message: e.to_string(),
     })?;
+    let labels = labels.to_vec();
+    let (pixels, reference) = encoded_pixels(dir, &manifest, &labels)?;
+    let protocol = match manifest.n_query_set {
+        Some(nq) => Protocol::HeldOut {
+            n_reference: manifest.n_reference,
+            n_query: nq,
+        },
+        None => Protocol::RandomSplit,
+    };
+    let normalize = cfg.embedding().normalize();
+    let mut ev = Evaluator::new(cfg.evaluation(), &labels, protocol, normalize, observer)?
+        .with_linear_max_dim(opts.linear_max_dim);
+    observer.observe(Event::Info(format!(
+        "evaluate {} ({} rows, {} splits of {} reference / {} queries)",
+        dir.display(),
+        labels.len(),
+        ev.protocol().repeats,
+        ev.protocol().n_reference,
+        ev.protocol().n_query
+    )));
+    let source = DirViews::new(dir, manifest.views.clone());
+    let n_rec = Some(manifest.n_recurrent);
+    let scored = score_views(&mut ev, &source, "", n_rec, cfg.embedding().trajectory())?;
+    let dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();
+    let baselines = ev.baselines(&pixels, &dims, cfg.seed())?;
+    std::fs::create_dir_all(&opts.out).map_err(super::store::io(&opts.out))?;
     let mut figures = Vec::new();
     if opts.figures {
-        let timed: Vec<&ResultRow> = results.iter().filter(|r| r.time_ms.is_some()).collect();
-        if timed.len() >= 2 {
-            let mut series = Vec::new();
-            for clf in ["knn", "linear_svm", "ridge"] {
-                let pts: Vec<(f64, f64, f64)> = timed
-                    .iter()
-                    .filter(|r| r.classifier == clf)
-                    .map(|r| (r.time_ms.unwrap_or(0.0), r.accuracy_mean, r.accuracy_sd))
-                    .collect();
-                if pts.len() >= 2 {
-                    series.push(Series {
-                        label: format!("weights N={} ({clf})", manifest.n_recurrent),
-                        points: pts,
-                    });
-                }
-            }
-            let base: Vec<(String, f64)> = baselines
-                .iter()
-                .chain(results.iter().filter(|r| r.time_ms.is_none()))
-                .filter(|r| r.classifier == "knn")
-                .map(|r| (format!("{} (knn)", r.embedding), r.accuracy_mean))
-                .collect();
-            report::plot_accuracy_vs_time(
-                &opts.out.join("accuracy_vs_time.png"),
-                &series,
-                &base,
-                &format!("{}: accuracy against snapshot time", cfg.experiment),
-            )?;
-            figures.push("accuracy_vs_time.png".to_string());
-        }
-        if let Some((_, vi)) = best {
-            let v = &manifest.views[vi];
-            let best_row = results
-                .iter()
-                .find(|r| r.embedding == v.name && r.classifier == "knn");
-            if let Some(r) = best_row {
-                report::plot_confusion(
-                    &opts.out.join("confusion.png"),
-                    &r.confusion,
-                    &format!("{} (knn), confusion", v.name),
-                )?;
-                figures.push("confusion.png".to_string());
-            }
-            let p = dir.join(&v.file);
-            let mut x: Array2<f32> =
-                ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
-            if normalize {
-                l2_normalize(&mut x);
-            }
-            if x.ncols() >= 3 {
-                let scores = report::pca(x.view(), 3, cfg.seed)?;
-                report::plot_pca_scatter(
-                    &opts.out.join("pca.png"),
-                    scores.view(),
-                    &labels,
-                    &format!("{}: PCA of `{}`", cfg.experiment, v.name),
-                )?;
-                figures.push("pca.png".to_string());
-            }
+        let fig = Figures {
+            out: &opts.out,
+            title: cfg.experiment(),
+            n_recurrent: manifest.n_recurrent,
+            seed: cfg.seed(),
+        };
+        figures.extend(fig.accuracy_vs_time(&scored.rows, &baselines)?);
+        let shown = match &opts.figure_view {
+            Some(name) => manifest.views.iter().position(|v| &v.name == name),
+            None => scored.best,
+        };
+        if let Some(vi) = shown {
+            let mut x = source.load(vi)?.into_owned();
+            ev.prepare(&mut x);
+            figures.extend(fig.view(&manifest.views[vi].name, &x, &labels, &scored.rows)?);
         }
     }
-
-    let totals = manifest.totals;
-    let mut rep = Report::new(cfg.experiment.clone());
-    rep.config_hash = manifest.config_hash.clone();
-    rep.seed = manifest.seed;
-    rep.dataset = DatasetInfo {
-        images: manifest.images.clone(),
-        labels: manifest.labels.clone(),
-        n: manifest.n_reference,
-        query_images: manifest.query_images.clone(),
-        query_labels: manifest.query_labels.clone(),
-        n_query_set: manifest.n_query_set,
-        class_counts: reference.class_counts(),
-    };
-    rep.protocol = ProtocolInfo {
-        kind: kind.to_string(),
-        n_reference: n_ref,
-        n_query: n_q,
-        repeats: splits.len(),
-        k: ev.knn.k,
-        metric: metric_name(ev.knn.metric).to_string(),
-        weighting: weighting_name(ev.knn.weighting).to_string(),
-        split_seed: ev.split_seed,
-    };
-    rep.results = results;
+    let mut rep = dir_report(&cfg, &manifest, &reference, ev.protocol().clone());
+    rep.results = scored.rows;
     rep.baselines = baselines;
-    rep.timing = Timing {
-        encode_s: manifest.encode_s,
-        evaluate_s: t0.elapsed().as_secs_f64(),
-        arrivals_per_s: (manifest.encode_s > 0.0)
-            .then(|| totals.arrivals as f64 / manifest.encode_s),
-        total_arrivals: Some(totals.arrivals),
-        images_encoded: manifest.n_rows,
-    };
-    rep.network = Some(manifest.network.clone());
-    rep.extra.insert(
-        "run_totals".into(),
-        serde_json::to_value(totals).unwrap_or_default(),
-    );
-    rep.extra
-        .insert("encode_threads".into(), manifest.threads.into());
-    rep.extra.insert(
-        "mean_recurrent_rate_hz".into(),
-        (totals
-            .activations
-            .saturating_sub(totals.external_activations - totals.lost_external) as f64
-            / (manifest.n_rows.max(1) * manifest.n_recurrent.max(1)) as f64
-            / (cfg.run.duration_ms / 1000.0))
-            .into(),
-    );
-    rep.extra.insert(
-        "lost_arrival_share".into(),
-        (totals.lost_arrivals as f64 / totals.arrivals.max(1) as f64).into(),
-    );
-    rep.notes = evaluator.notes;
-    if normalize {
+    rep.timing.evaluate_s = t0.elapsed().as_secs_f64();
+    rep.notes = ev.into_notes();
+    if normalize == Normalize::L2 {
         rep.notes.push(
             "All vectors, baselines included, are L2-normalised before classification.".into(),
         );
@@ -472,4 +675,53 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
     rep.figures = figures;
     report::write_report(&opts.out, &rep)?;
     Ok(rep)
+}
+
+/// The report of an encode directory, without results.
+fn dir_report(
+    cfg: &ExperimentConfig,
+    m: &super::Manifest,
+    reference: &ImageSet,
+    protocol: ProtocolInfo,
+) -> Report {
+    let totals = m.totals;
+    let mut rep = Report::new(cfg.experiment());
+    rep.config_hash = m.config_hash.clone();
+    rep.seed = m.seed;
+    rep.dataset = DatasetInfo {
+        images: m.images.clone(),
+        labels: m.labels.clone(),
+        n: m.n_reference,
+        query_images: m.query_images.clone(),
+        query_labels: m.query_labels.clone(),
+        n_query_set: m.n_query_set,
+        class_counts: reference.class_counts(),
+    };
+    rep.protocol = protocol;
+    rep.timing = Timing {
+        encode_s: m.encode_s,
+        evaluate_s: 0.0,
+        arrivals_per_s: (m.encode_s > 0.0).then(|| totals.arrivals as f64 / m.encode_s),
+        total_arrivals: Some(totals.arrivals),
+        images_encoded: m.n_rows,
+    };
+    rep.network = Some(m.network.clone());
+    let duration = cfg.run().duration_ms;
+    let dynamics = dynamics_summary(&totals, m.n_rows, m.n_recurrent, duration);
+    let x = &mut rep.extra;
+    x.insert(
+        "run_totals".into(),
+        serde_json::to_value(totals).unwrap_or_default(),
+    );
+    x.insert("encode_threads".into(), m.threads.into());
+    x.insert(
+        "mean_recurrent_rate_hz".into(),
+        dynamics["network_driven_rate_hz_per_recurrent_node"].clone(),
+    );
+    x.insert(
+        "lost_arrival_share".into(),
+        dynamics["lost_arrival_share"].clone(),
+    );
+    x.insert("dynamics".into(), dynamics);
+    rep
 }

@@ -1,16 +1,33 @@
-//! pipeline: the generic runner that strings the stages together for a config
-//! and a dataset: encode (dataset -> stimulus -> simulation -> embedding ->
-//! `.npy`) and evaluate (embeddings -> classifiers beside baselines -> report).
-//! Experiments are configs; nothing here is specific to one of them.
+//! pipeline: the one generic runner that strings the stages together for a
+//! config and a dataset. It owns
+//! - the encode loop ([`Encoder`]: image -> stimulus -> simulation ->
+//!   embedding, one row or many in parallel, with the one per-row seed
+//!   derivation [`row_seed`]);
+//! - the store ([`encode`], [`merge_shards`], [`read_manifest`]: chunked,
+//!   resumable, shardable `.npy` directories with a manifest);
+//! - the evaluation ([`Evaluator`], [`score_views`], [`evaluate`]: every view
+//!   beside the baselines, named in one place by [`Baseline`]).
+//!
+//! Experiments are recipes over these (`crate::experiments`). The library
+//! prints nothing: progress goes to an [`Observer`].
 
-mod encode;
+mod data;
+mod encoder;
 mod evaluate;
 pub mod npy;
+mod observer;
+mod store;
 
-pub use encode::{
-    encode, merge_shards, read_manifest, stimulus_seed, EncodeData, EncodeOptions, Manifest,
+pub use data::{load_images, DataSpec, LIMIT_SEED};
+pub use encoder::{row_seed, stack_view, sum_totals, Encoder, RowResult, Scratch};
+pub use evaluate::{
+    dynamics_summary, evaluate, l2_normalize_rows, result_row, score_views, Baseline, DirViews,
+    EvaluateOptions, Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
 };
-pub use evaluate::{evaluate, result_row, EvaluateOptions};
+pub use observer::{Collect, Event, Observer, Quiet};
+pub use store::{
+    encode, encode_with, merge_shards, read_manifest, EncodeData, EncodeOptions, Manifest,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -40,12 +57,16 @@ pub enum PipelineError {
     Interrupted(usize),
     #[error("{0}")]
     Shape(String),
+    #[error("cannot start a pool of {threads} threads: {message}")]
+    Threads { threads: usize, message: String },
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
     #[error(transparent)]
     Dataset(#[from] crate::dataset::DatasetError),
     #[error(transparent)]
@@ -54,4 +75,25 @@ pub enum PipelineError {
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Other(String),
+}
+
+/// Runs `f` on a pool of `threads` workers (`None`: rayon's global pool, all
+/// cores). Results never depend on the thread count.
+pub fn with_threads<T: Send, E: From<PipelineError> + Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> Result<T, E> + Send,
+) -> Result<T, E> {
+    match threads {
+        None => f(),
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| {
+                E::from(PipelineError::Threads {
+                    threads: t,
+                    message: e.to_string(),
+                })
+            })?
+            .install(f),
+    }
 }

@@ -82,3 +82,61 @@ pub struct Recording {
     pub snapshots: Vec<WeightSnapshot>,
     pub totals: RunTotals,
 }
+
+// TEMP(merge): moves here from sim in the core refactor.
+pub use crate::sim::ExternalActivation;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_field_by_field() {
+        let a = RunTotals {
+            arrivals: 10,
+            lost_arrivals: 2,
+            activations: 5,
+            external_activations: 4,
+            lost_external: 1,
+            stdp_updates: 7,
+        };
+        let mut b = RunTotals {
+            arrivals: 1,
+            lost_arrivals: 1,
+            activations: 1,
+            external_activations: 1,
+            lost_external: 1,
+            stdp_updates: 1,
+        };
+        b += a;
+        assert_eq!(
+            b,
+            RunTotals {
+                arrivals: 11,
+                lost_arrivals: 3,
+                activations: 6,
+                external_activations: 5,
+                lost_external: 2,
+                stdp_updates: 8,
+            }
+        );
+    }
+
+    #[test]
+    fn totals_round_trip_through_json() {
+        let t = RunTotals {
+            arrivals: u64::MAX,
+            stdp_updates: 3,
+            ..Default::default()
+        };
+        let back: RunTotals = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn an_empty_spec_asks_for_nothing() {
+        let s = RecordSpec::default();
+        assert!(!s.activations && !s.node_counts);
+        assert!(s.activity_bin_ms.is_none() && s.weight_snapshots_ms.is_empty());
+    }
+}

@@ -173,8 +173,8 @@ pub fn write_report(out_dir: &Path, report: &Report) -> Result<(), ReportError> 
         path: json_path.clone(),
         source,
     })?;
-    write_atomic(&json_path, format!("{json}\n").as_bytes())?;
-    write_atomic(
+    write_atomic_report(&json_path, format!("{json}\n").as_bytes())?;
+    write_atomic_report(
         &out_dir.join("report.md"),
         render_markdown(report).as_bytes(),
     )
@@ -221,16 +221,19 @@ fn validate(report: &Report) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` via a uniquely named temporary sibling and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+/// Writes `bytes` to `path` via a uniquely named temporary sibling, synced,
+/// and a rename: a reader never sees a half-written file. The one atomic
+/// write of the crate (reports, manifests, chunk markers).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io_err = |source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let file_name = path
         .file_name()
-        .ok_or_else(|| ReportError::InvalidInput(format!("{} has no file name", path.display())))?
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} has no file name", path.display()),
+            )
+        })?
         .to_string_lossy();
     // Unique per process and call, so concurrent writers in one directory don't collide.
     let tmp = path.with_file_name(format!(
@@ -247,7 +250,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError>
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io_err)
+    result
+}
+
+fn write_atomic_report(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    write_atomic(path, bytes).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+// TEMP(merge): the network summary moves here from the core.
+pub fn network_summary(net: &crate::network::Network) -> serde_json::Value {
+    net.summary()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Text comes from the vendored DejaVu Sans registered with plotters' `ab_glyph` backend:
 //! no fontconfig or system fonts are needed.
 
-use super::{write_atomic, ReportError};
+use super::{write_atomic_report as write_atomic, ReportError};
 use ndarray::ArrayView2;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;

@@ -12,10 +12,12 @@
 //!   [`StimulusParams::intensity_threshold`]; it then drives it at rate
 //!   `r = max_rate_hz * intensity` (Hz), i.e. a period of `1000 / r` ms, for
 //!   spikes in `[0, duration_ms)`.
-//! - **Refractory cap.** The input node's own refractory period
-//!   `R = input_refractory_period_ms` caps the rate: no two spikes of a node
-//!   are closer than `R`. Were they closer, the engine would lose the second
-//!   one anyway; capping here keeps the stimulus what it claims to be.
+//! - **Refractory cap.** The input node's own refractory period `R` caps the
+//!   rate: no two spikes of a node are closer than `R`. Were they closer, the
+//!   engine would lose the second one anyway; capping here keeps the stimulus
+//!   what it claims to be. `R` is taken per node from the network the stimulus
+//!   drives (the caller passes the input nodes' refractory periods), so the
+//!   engine and the stimulus never disagree about it.
 //! - [`TrainKind::Regular`] (the default; deterministic, the seed is ignored):
 //!   period `P = max(1000 / r, R)`, spikes at `P/2, P/2 + P, P/2 + 2P, ...`
 //!   while `< duration_ms`. The phase `P/2` (rather than 0) is there so that
@@ -40,7 +42,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::ExternalActivation;
+use crate::record::ExternalActivation;
 
 /// Shape of an input node's activation train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,18 +65,20 @@ pub struct StimulusParams {
     /// Rate of a pixel of intensity 1; rate = `max_rate_hz * intensity`.
     pub max_rate_hz: f64,
     pub train: TrainKind,
-    /// Refractory period R of an input node: the least allowed inter-spike
-    /// interval of a train.
-    pub input_refractory_period_ms: f64,
+}
+
+/// R of input node `node` (the least allowed inter-spike interval of its
+/// train), with a missing, negative or NaN value read as 0 (no cap).
+fn refractory_ms(input_refractory_ms: &[f64], node: usize) -> f64 {
+    // f64::max returns the non-NaN operand, so NaN becomes 0.
+    input_refractory_ms
+        .get(node)
+        .copied()
+        .unwrap_or(0.0)
+        .max(0.0)
 }
 
 impl StimulusParams {
-    /// R, with a negative or NaN value read as 0 (no cap).
-    fn refractory_ms(&self) -> f64 {
-        // f64::max returns the non-NaN operand, so NaN becomes 0.
-        self.input_refractory_period_ms.max(0.0)
-    }
-
     /// The rate (Hz) at which `pixel` drives its node, or `None` if it does not.
     fn drive_rate_hz(&self, pixel: u8) -> Option<f64> {
         let intensity = f64::from(pixel) / 255.0;
@@ -85,8 +89,8 @@ impl StimulusParams {
 
     /// Period of the regular train at `rate_hz`, refractory cap applied; `None`
     /// when no usable (positive, finite) period results.
-    fn regular_period_ms(&self, rate_hz: f64) -> Option<f64> {
-        let period = (1000.0 / rate_hz).max(self.refractory_ms());
+    fn regular_period_ms(&self, rate_hz: f64, refractory_ms: f64) -> Option<f64> {
+        let period = (1000.0 / rate_hz).max(refractory_ms);
         (period > 0.0 && period.is_finite()).then_some(period)
     }
 }
@@ -125,27 +129,37 @@ fn not_closer_than(prev: f64, gap: f64, mut t: f64) -> f64 {
 
 /// Encodes one image (`pixels`, row-major; pixel `i` drives input node `i`)
 /// as input activations over `[0, params.duration_ms)`, sorted by
-/// `(time_ms, node)`. `seed` is used only by [`TrainKind::Poisson`]. See the
-/// module documentation for the exact semantics.
-pub fn encode_image(pixels: &[u8], params: &StimulusParams, seed: u64) -> Vec<ExternalActivation> {
+/// `(time_ms, node)`. `input_refractory_ms[i]` is the refractory period of
+/// input node `i` in the network driven (it caps the rate). `seed` is used
+/// only by [`TrainKind::Poisson`]. See the module documentation for the exact
+/// semantics.
+pub fn encode_image(
+    pixels: &[u8],
+    params: &StimulusParams,
+    input_refractory_ms: &[f64],
+    seed: u64,
+) -> Vec<ExternalActivation> {
     let duration = params.duration_ms;
-    let refractory = params.refractory_ms();
     let mut out = Vec::new();
     match params.train {
         TrainKind::Regular => {
+            let period_of = |node: usize, p: u8| {
+                let r = refractory_ms(input_refractory_ms, node);
+                params
+                    .drive_rate_hz(p)
+                    .and_then(|rate| params.regular_period_ms(rate, r))
+                    .map(|period| (period, r))
+            };
             // Exact count first, so the output is allocated once.
             let count: usize = pixels
                 .iter()
-                .filter_map(|&p| params.drive_rate_hz(p))
-                .filter_map(|r| params.regular_period_ms(r))
-                .map(|period| regular_times(period, duration, refractory).count())
+                .enumerate()
+                .filter_map(|(node, &p)| period_of(node, p))
+                .map(|(period, r)| regular_times(period, duration, r).count())
                 .sum();
             out.reserve_exact(count);
             for (node, &p) in pixels.iter().enumerate() {
-                let Some(period) = params
-                    .drive_rate_hz(p)
-                    .and_then(|r| params.regular_period_ms(r))
-                else {
+                let Some((period, refractory)) = period_of(node, p) else {
                     continue;
                 };
                 out.extend(regular_times(period, duration, refractory).map(|time_ms| {
@@ -158,13 +172,14 @@ pub fn encode_image(pixels: &[u8], params: &StimulusParams, seed: u64) -> Vec<Ex
         }
         TrainKind::Poisson => {
             // The count is random: reserve the expectation plus a margin.
-            let expected = expected_spike_count(pixels, params);
+            let expected = expected_spike_count(pixels, params, input_refractory_ms);
             out.reserve((expected + 4.0 * expected.sqrt()).ceil() as usize);
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             for (node, &p) in pixels.iter().enumerate() {
                 let Some(rate_hz) = params.drive_rate_hz(p) else {
                     continue;
                 };
+                let refractory = refractory_ms(input_refractory_ms, node);
                 // An infinite rate is a zero mean interval: only the dead time
                 // would space the spikes, which is not a Poisson train; skip it.
                 if !rate_hz.is_finite() {
@@ -204,22 +219,33 @@ pub fn encode_image(pixels: &[u8], params: &StimulusParams, seed: u64) -> Vec<Ex
 /// `r * D / (1 + r * R)` (rate in per ms), the stationary count of a Poisson
 /// process with dead time R; exact for R = 0, otherwise off by well under one
 /// spike per pixel (the train starts outside dead time).
-pub fn expected_spike_count(pixels: &[u8], params: &StimulusParams) -> f64 {
+pub fn expected_spike_count(
+    pixels: &[u8],
+    params: &StimulusParams,
+    input_refractory_ms: &[f64],
+) -> f64 {
     let duration = params.duration_ms;
-    let refractory = params.refractory_ms();
-    let rates = pixels.iter().filter_map(|&p| params.drive_rate_hz(p));
+    // (rate, R) of every driven pixel.
+    let rates = pixels.iter().enumerate().filter_map(|(node, &p)| {
+        params
+            .drive_rate_hz(p)
+            .map(|r| (r, refractory_ms(input_refractory_ms, node)))
+    });
     match params.train {
         TrainKind::Regular => rates
-            .filter_map(|r| params.regular_period_ms(r))
-            .map(|period| regular_times(period, duration, refractory).count() as f64)
+            .filter_map(|(r, refractory)| {
+                params
+                    .regular_period_ms(r, refractory)
+                    .map(|period| regular_times(period, duration, refractory).count() as f64)
+            })
             .sum(),
         TrainKind::Poisson => {
             if duration <= 0.0 || duration.is_nan() {
                 return 0.0;
             }
             rates
-                .filter(|r| r.is_finite())
-                .map(|r_hz| {
+                .filter(|(r, _)| r.is_finite())
+                .map(|(r_hz, refractory)| {
                     let r = r_hz / 1000.0;
                     r * duration / (1.0 + r * refractory)
                 })

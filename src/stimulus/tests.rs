@@ -1,13 +1,46 @@
 use super::*;
 
-fn params(train: TrainKind) -> StimulusParams {
-    StimulusParams {
-        intensity_threshold: 0.5,
-        duration_ms: 600.0,
-        max_rate_hz: 100.0,
-        train,
+/// Stimulus parameters and one refractory period R shared by every input
+/// node (the tests below vary R as a single number).
+#[derive(Clone, Debug)]
+struct P {
+    s: StimulusParams,
+    input_refractory_period_ms: f64,
+}
+
+impl std::ops::Deref for P {
+    type Target = StimulusParams;
+    fn deref(&self) -> &StimulusParams {
+        &self.s
+    }
+}
+
+impl std::ops::DerefMut for P {
+    fn deref_mut(&mut self) -> &mut StimulusParams {
+        &mut self.s
+    }
+}
+
+fn params(train: TrainKind) -> P {
+    P {
+        s: StimulusParams {
+            intensity_threshold: 0.5,
+            duration_ms: 600.0,
+            max_rate_hz: 100.0,
+            train,
+        },
         input_refractory_period_ms: 0.0,
     }
+}
+
+fn encode_image(pixels: &[u8], p: &P, seed: u64) -> Vec<ExternalActivation> {
+    let r = vec![p.input_refractory_period_ms; pixels.len()];
+    super::encode_image(pixels, &p.s, &r, seed)
+}
+
+fn expected_spike_count(pixels: &[u8], p: &P) -> f64 {
+    let r = vec![p.input_refractory_period_ms; pixels.len()];
+    super::expected_spike_count(pixels, &p.s, &r)
 }
 
 /// A 28 x 28 test image with many distinct intensities, some below threshold.
@@ -221,4 +254,20 @@ fn train_kind_serde_names() {
     );
     let k: TrainKind = serde_json::from_str("\"regular\"").unwrap();
     assert_eq!(k, TrainKind::Regular);
+}
+
+#[test]
+fn each_input_node_has_its_own_refractory_cap() {
+    let mut p = params(TrainKind::Regular);
+    p.max_rate_hz = 1000.0; // period 1 ms
+                            // Node 0 capped at R = 5 ms (200 Hz), node 1 uncapped, node 2 past the
+                            // end of the list of periods: no cap.
+    let train = super::encode_image(&[255, 255, 255], &p.s, &[5.0, 0.0], 0);
+    assert_eq!(times_of(&train, 0).len(), 120);
+    assert_eq!(times_of(&train, 1).len(), 600);
+    assert_eq!(times_of(&train, 2).len(), 600);
+    assert_eq!(
+        super::expected_spike_count(&[255, 255, 255], &p.s, &[5.0, 0.0]),
+        1320.0
+    );
 }

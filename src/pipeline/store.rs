@@ -1,5 +1,6 @@
-//! Encoding: every image through the same initial network, in parallel, into
-//! float32 `.npy` embeddings (one file per view), labels and a manifest.
+//! The encode store: every image through the same initial network, in
+//! parallel, into float32 `.npy` embeddings (one file per view), labels and a
+//! manifest; resumable, shardable, mergeable.
 //!
 //! Layout of an encode directory:
 //! - `manifest.json`: written last, so its presence means the encode is complete;
@@ -12,15 +13,12 @@
 //! result is byte-identical to an uninterrupted run. Nothing named `.npy`
 //! exists before the whole encode is done.
 
+use super::encoder::{sum_totals, Encoder, RowResult};
+use super::observer::{Event, Observer};
 use super::{PipelineError, ViewInfo};
 use crate::config::ExperimentConfig;
 use crate::dataset::ImageSet;
-use crate::embed::Embedder;
 use crate::record::RunTotals;
-use crate::sim::{Simulator, Workspace};
-use crate::stimulus;
-use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -69,6 +67,7 @@ impl Manifest {
             && self.n_rows_total == o.n_rows_total
             && self.shard == o.shard
             && self.chunk == o.chunk
+            && self.views == o.views
             && self.geodyn_version == o.geodyn_version
     }
 }
@@ -80,9 +79,6 @@ pub struct EncodeOptions {
     /// (k, n): encode part k (0-based) of n disjoint parts.
     pub shard: Option<(usize, usize)>,
     pub restart: bool,
-    pub progress: bool,
-    /// Test hook: stop (with an error) after committing this many new chunks.
-    pub stop_after_chunks: Option<usize>,
 }
 
 impl EncodeOptions {
@@ -92,8 +88,6 @@ impl EncodeOptions {
             chunk: 500,
             shard: None,
             restart: false,
-            progress: true,
-            stop_after_chunks: None,
         }
     }
 }
@@ -108,10 +102,11 @@ pub struct EncodeData<'a> {
 }
 
 impl EncodeData<'_> {
-    fn n_rows(&self) -> usize {
+    pub fn n_rows(&self) -> usize {
         self.reference.len() + self.query.map_or(0, |q| q.len())
     }
-    fn image(&self, row: usize) -> &[u8] {
+    /// Row `row`'s pixels: reference rows first, then query rows.
+    pub fn image(&self, row: usize) -> &[u8] {
         if row < self.reference.len() {
             self.reference.image(row)
         } else {
@@ -119,7 +114,7 @@ impl EncodeData<'_> {
                 .map_or(&[][..], |q| q.image(row - self.reference.len()))
         }
     }
-    fn label(&self, row: usize) -> u8 {
+    pub fn label(&self, row: usize) -> u8 {
         if row < self.reference.len() {
             self.reference.labels[row]
         } else {
@@ -129,9 +124,6 @@ impl EncodeData<'_> {
     }
 }
 
-/// One row's views and run totals.
-type RowResult = (Vec<Vec<f32>>, RunTotals);
-
 /// A committed chunk: its run totals and wall time.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct ChunkMarker {
@@ -139,28 +131,19 @@ struct ChunkMarker {
     seconds: f64,
 }
 
-/// Seed of row `row`'s stimulus (Poisson trains): a pure function of the
-/// config seed and the row, so shards and resumes draw the same trains.
-pub fn stimulus_seed(seed: u64, row: usize) -> u64 {
-    let mut z = seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> PipelineError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> PipelineError + '_ {
     move |source| PipelineError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
-    let tmp = path.with_extension("json.tmp");
+/// Writes `value` as JSON to `path` atomically: a temporary file, synced, then
+/// renamed over `path`.
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| PipelineError::Other(e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    crate::report::write_atomic(path, text.as_bytes()).map_err(io(path))
 }
 
 pub fn read_manifest(dir: &Path) -> Result<Manifest, PipelineError> {
@@ -181,53 +164,58 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, PipelineError> {
     })
 }
 
-/// Runs the encode job; returns the completed manifest. Resumes a compatible
-/// partial run in `opts.out`; a complete one is returned as it is.
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| PipelineError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Runs the encode job of `cfg` on `data`; returns the completed manifest.
+/// Resumes a compatible partial run in `opts.out`; a complete one is returned
+/// as it is.
 pub fn encode(
     cfg: &ExperimentConfig,
     data: &EncodeData,
     opts: &EncodeOptions,
+    observer: &dyn Observer,
 ) -> Result<Manifest, PipelineError> {
-    let net = cfg.network.build(cfg.seed, &cfg.plastic_edges)?;
-    let n_input = net.n_input();
-    for (set, what) in [
-        (Some(data.reference), "images"),
-        (data.query, "query images"),
-    ] {
-        if let Some(set) = set {
-            if set.pixels_per_image() != n_input {
-                return Err(PipelineError::Shape(format!(
-                    "{}: {what} have {} x {} = {} pixels, but the network has {} input nodes",
-                    set.images_path.display(),
-                    set.rows,
-                    set.cols,
-                    set.pixels_per_image(),
-                    n_input
-                )));
-            }
-        }
-    }
-    let sim = Simulator::new(&net, &cfg.run)?;
-    let embedder = Embedder::new(&net, &cfg.embedding, cfg.run.duration_ms, cfg.seed);
-    let n_total = data.n_rows();
-    let (first_row, n_rows) = match opts.shard {
+    let net = cfg.build_network()?;
+    let encoder = Encoder::new(&net, cfg)?;
+    encode_with(&encoder, cfg, data, opts, observer)
+}
+
+/// The rows `first_row..first_row + n_rows` of shard `shard` of `n_total` rows.
+fn shard_rows(
+    shard: Option<(usize, usize)>,
+    n_total: usize,
+) -> Result<(usize, usize), PipelineError> {
+    match shard {
         Some((k, n)) => {
             if n == 0 || k >= n {
                 return Err(PipelineError::Other(format!(
-                    "--shard {}/{}: need 0 <= K < N",
-                    k, n
+                    "--shard {k}/{n}: need 0 <= K < N"
                 )));
             }
             let a = k * n_total / n;
             let b = (k + 1) * n_total / n;
-            (a, b - a)
+            Ok((a, b - a))
         }
-        None => (0, n_total),
-    };
-    if opts.chunk == 0 {
-        return Err(PipelineError::Other("--chunk must be >= 1".into()));
+        None => Ok((0, n_total)),
     }
-    let views: Vec<ViewInfo> = embedder
+}
+
+/// The manifest of a job before it runs (no totals yet).
+fn job_manifest(
+    encoder: &Encoder,
+    cfg: &ExperimentConfig,
+    data: &EncodeData,
+    opts: &EncodeOptions,
+) -> Result<Manifest, PipelineError> {
+    let n_total = data.n_rows();
+    let (first_row, n_rows) = shard_rows(opts.shard, n_total)?;
+    let views = encoder
         .views()
         .iter()
         .map(|v| ViewInfo {
@@ -237,13 +225,13 @@ pub fn encode(
             file: format!("{}.npy", v.name),
         })
         .collect();
-    let mut manifest = Manifest {
+    Ok(Manifest {
         geodyn_version: env!("CARGO_PKG_VERSION").to_string(),
-        experiment: cfg.experiment.clone(),
-        config_hash: cfg.hash.clone(),
-        config_toml: toml::to_string(&cfg.raw).map_err(|e| PipelineError::Other(e.to_string()))?,
-        seed: cfg.seed,
-        n_recurrent: net.n_recurrent(),
+        experiment: cfg.experiment().to_string(),
+        config_hash: cfg.hash().to_string(),
+        config_toml: toml::to_string(cfg.raw()).map_err(|e| PipelineError::Other(e.to_string()))?,
+        seed: cfg.seed(),
+        n_recurrent: encoder.network().n_recurrent(),
         images: data.reference.images_path.display().to_string(),
         labels: data.reference.labels_path.display().to_string(),
         n_reference: data.reference.len(),
@@ -256,20 +244,31 @@ pub fn encode(
         first_row,
         n_rows,
         chunk: opts.chunk,
-        views: views.clone(),
+        views,
         totals: RunTotals::default(),
         encode_s: 0.0,
         threads: rayon::current_num_threads(),
-        network: net.summary(),
-    };
+        network: crate::report::network_summary(encoder.network()),
+    })
+}
 
+/// What to do in the output directory.
+enum Start {
+    /// A complete encode of this job is there.
+    Done(Box<Manifest>),
+    /// Start the run, or resume the partial one.
+    Run,
+}
+
+/// Checks what `opts.out` holds against `job`.
+fn prepare_dir(job: &Manifest, opts: &EncodeOptions) -> Result<Start, PipelineError> {
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(io(out))?;
     let partial = out.join("partial");
     if out.join("manifest.json").exists() {
         let done = read_manifest(out)?;
-        if done.same_job(&manifest) && !opts.restart {
-            return Ok(done);
+        if done.same_job(job) && !opts.restart {
+            return Ok(Start::Done(Box::new(done)));
         }
         if !opts.restart {
             return Err(PipelineError::Other(format!(
@@ -280,15 +279,11 @@ pub fn encode(
         }
         std::fs::remove_file(out.join("manifest.json")).map_err(io(out))?;
     }
-    let progress_path = partial.join("job.json");
+    let job_path = partial.join("job.json");
     let mut resuming = false;
-    if progress_path.exists() && !opts.restart {
-        let text = std::fs::read_to_string(&progress_path).map_err(io(&progress_path))?;
-        let prev: Manifest = serde_json::from_str(&text).map_err(|e| PipelineError::Corrupt {
-            path: progress_path.clone(),
-            message: e.to_string(),
-        })?;
-        if !prev.same_job(&manifest) {
+    if job_path.exists() && !opts.restart {
+        let prev: Manifest = read_json(&job_path)?;
+        if !prev.same_job(job) {
             return Err(PipelineError::Other(format!(
                 "{}: holds a partial encode of a different job; pass --restart to discard it or choose another --out",
                 out.display()
@@ -300,27 +295,72 @@ pub fn encode(
     }
     std::fs::create_dir_all(&partial).map_err(io(&partial))?;
     if !resuming {
-        write_json_atomic(&progress_path, &manifest)?;
+        write_json_atomic(&job_path, job)?;
     }
-    for v in &views {
+    for v in &job.views {
         let p = out.join(format!("{}.partial", v.file));
-        super::npy::preallocate(&p, n_rows, v.dim, resuming).map_err(io(&p))?;
+        super::npy::preallocate(&p, job.n_rows, v.dim, resuming).map_err(io(&p))?;
     }
+    Ok(Start::Run)
+}
 
+/// Writes one chunk's rows (local rows `a..`) into the partial view files.
+fn write_chunk(
+    job: &Manifest,
+    out: &Path,
+    a: usize,
+    results: &[RowResult],
+) -> Result<(), PipelineError> {
+    for (vi, v) in job.views.iter().enumerate() {
+        let mut block = Vec::with_capacity(results.len() * v.dim);
+        for (vecs, _) in results {
+            if vecs[vi].len() != v.dim {
+                return Err(PipelineError::Other(format!(
+                    "view {}: embedding of length {} (expected {})",
+                    v.name,
+                    vecs[vi].len(),
+                    v.dim
+                )));
+            }
+            block.extend_from_slice(&vecs[vi]);
+        }
+        let p = out.join(format!("{}.partial", v.file));
+        super::npy::write_rows(&p, job.n_rows, v.dim, a, &block).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Runs the encode job with a prepared encoder (its network, run parameters
+/// and initial weights) and writes it to `opts.out`.
+pub fn encode_with(
+    encoder: &Encoder,
+    cfg: &ExperimentConfig,
+    data: &EncodeData,
+    opts: &EncodeOptions,
+    observer: &dyn Observer,
+) -> Result<Manifest, PipelineError> {
+    for (set, what) in [
+        (Some(data.reference), "images"),
+        (data.query, "query images"),
+    ] {
+        if let Some(set) = set {
+            encoder.check_images(set, what)?;
+        }
+    }
+    if opts.chunk == 0 {
+        return Err(PipelineError::Other("--chunk must be >= 1".into()));
+    }
+    let mut manifest = job_manifest(encoder, cfg, data, opts)?;
+    if let Start::Done(m) = prepare_dir(&manifest, opts)? {
+        return Ok(*m);
+    }
+    let (out, partial) = (&opts.out, opts.out.join("partial"));
+    let (first_row, n_rows) = (manifest.first_row, manifest.n_rows);
     let n_chunks = n_rows.div_ceil(opts.chunk);
-    let bar = if opts.progress {
-        let b = ProgressBar::new(n_rows as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} images ({per_sec}, ETA {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b.set_message(format!("encode {}", cfg.experiment));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    observer.observe(Event::Started {
+        task: format!("encode {}", cfg.experiment()),
+        total: n_rows,
+    });
     let mut totals = RunTotals::default();
     let mut encode_s = 0.0;
     let mut new_chunks = 0usize;
@@ -329,72 +369,22 @@ pub fn encode(
         let a = c * opts.chunk;
         let b = ((c + 1) * opts.chunk).min(n_rows);
         if marker.exists() {
-            let text = std::fs::read_to_string(&marker).map_err(io(&marker))?;
-            let m: ChunkMarker =
-                serde_json::from_str(&text).map_err(|e| PipelineError::Corrupt {
-                    path: marker.clone(),
-                    message: e.to_string(),
-                })?;
+            let m: ChunkMarker = read_json(&marker)?;
             totals += m.totals;
             encode_s += m.seconds;
-            bar.inc((b - a) as u64);
+            observer.observe(Event::Advanced { n: b - a });
             continue;
         }
-        if opts.stop_after_chunks == Some(new_chunks) {
-            bar.abandon();
+        if observer.should_stop() {
+            observer.observe(Event::Finished);
             return Err(PipelineError::Interrupted(new_chunks));
         }
         let tc = Instant::now();
-        let results: Result<Vec<RowResult>, PipelineError> = (a..b)
-            .into_par_iter()
-            .map_init(Workspace::default, |ws, local| {
-                let row = first_row + local;
-                let stim = stimulus::encode_image(
-                    data.image(row),
-                    &cfg.stimulus,
-                    stimulus_seed(cfg.seed, row),
-                );
-                let mut w = net.edge_weight.clone();
-                let rec = sim.run(ws, &mut w, &stim, embedder.record_spec())?;
-                let mut vecs = vec![Vec::new(); views.len()];
-                embedder.embed(&net, &net.edge_weight, &rec, &mut vecs);
-                bar.inc(1);
-                Ok((vecs, rec.totals))
-            })
-            .collect();
-        let results = results?;
-        let mut chunk_totals = RunTotals::default();
-        for (_, t) in &results {
-            chunk_totals += *t;
-        }
-        for (vi, v) in views.iter().enumerate() {
-            let mut block = Vec::with_capacity((b - a) * v.dim);
-            for (vecs, _) in &results {
-                if vecs[vi].len() != v.dim {
-                    return Err(PipelineError::Other(format!(
-                        "view {}: embedding of length {} (expected {})",
-                        v.name,
-                        vecs[vi].len(),
-                        v.dim
-                    )));
-                }
-                block.extend_from_slice(&vecs[vi]);
-            }
-            let p = out.join(format!("{}.partial", v.file));
-            super::npy::write_rows(&p, n_rows, v.dim, a, &block).map_err(io(&p))?;
-        }
+        let image = |row: usize| data.image(row);
+        let results = encoder.encode_rows(first_row + a..first_row + b, &image, observer)?;
+        let chunk_totals = sum_totals(&results);
+        write_chunk(&manifest, out, a, &results)?;
         let seconds = tc.elapsed().as_secs_f64();
-        if opts.progress && bar.is_hidden() {
-            // No terminal (a log, a job array): one line per committed chunk.
-            let done = b;
-            let rate = (b - a) as f64 / seconds.max(1e-9);
-            eprintln!(
-                "encode: chunk {}/{} committed, {done}/{n_rows} images, {rate:.1} images/s, ETA {:.0} s",
-                c + 1,
-                n_chunks,
-                (n_rows - done) as f64 / rate
-            );
-        }
         write_json_atomic(
             &marker,
             &ChunkMarker {
@@ -402,42 +392,57 @@ pub fn encode(
                 seconds,
             },
         )?;
+        observer.observe(Event::ChunkCommitted {
+            chunk: c,
+            n_chunks,
+            chunk_rows: b - a,
+            rows_done: b,
+            rows_total: n_rows,
+            seconds,
+        });
         totals += chunk_totals;
         encode_s += seconds;
         new_chunks += 1;
     }
-    bar.finish_and_clear();
+    observer.observe(Event::Finished);
+    finish(&mut manifest, data, out, totals, encode_s)?;
+    Ok(manifest)
+}
 
-    let labels: Vec<u8> = (first_row..first_row + n_rows)
-        .map(|r| data.label(r))
-        .collect();
+/// Labels, the views renamed into place, then the manifest (last: its
+/// presence means complete), then the partial directory removed.
+fn finish(
+    manifest: &mut Manifest,
+    data: &EncodeData,
+    out: &Path,
+    totals: RunTotals,
+    encode_s: f64,
+) -> Result<(), PipelineError> {
+    let rows = manifest.first_row..manifest.first_row + manifest.n_rows;
+    let labels: Vec<u8> = rows.map(|r| data.label(r)).collect();
     let lp = out.join("labels.npy");
     ndarray_npy::write_npy(&lp, &ndarray::Array1::from(labels))
         .map_err(|e| PipelineError::Other(format!("{}: {e}", lp.display())))?;
-    for v in &views {
+    for v in &manifest.views {
         let p = out.join(format!("{}.partial", v.file));
         std::fs::rename(&p, out.join(&v.file)).map_err(io(&p))?;
     }
     manifest.totals = totals;
     // Wall time of the chunks themselves, summed over sessions if resumed.
     manifest.encode_s = encode_s;
-    write_json_atomic(&out.join("manifest.json"), &manifest)?;
-    std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-    Ok(manifest)
+    write_json_atomic(&out.join("manifest.json"), manifest)?;
+    let partial = out.join("partial");
+    std::fs::remove_dir_all(&partial).map_err(io(&partial))
 }
 
-/// Merges the shard directories of one encode job (`--shard K/N` for every K)
-/// into `out`: views and labels concatenated in shard order, totals and times
-/// summed. The result is the same as an unsharded encode's, byte for byte in
-/// its `.npy` files. The manifest is written last.
-pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineError> {
-    let mut parts: Vec<Manifest> = dirs
-        .iter()
-        .map(|d| read_manifest(d))
-        .collect::<Result<_, _>>()?;
-    let mut order: Vec<usize> = (0..parts.len()).collect();
-    order.sort_by_key(|&i| parts[i].shard.map_or(0, |s| s.0));
-    let first = parts[order[0]].clone();
+/// Checks that `parts` (in shard order) are the shards of one job, in order
+/// and complete.
+fn check_shards(
+    dirs: &[PathBuf],
+    parts: &[Manifest],
+    order: &[usize],
+) -> Result<(), PipelineError> {
+    let first = &parts[order[0]];
     let Some((_, n_shards)) = first.shard else {
         return Err(PipelineError::Other(format!(
             "{}: is not a shard",
@@ -470,6 +475,27 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineEr
             first.n_rows_total
         )));
     }
+    Ok(())
+}
+
+/// Merges the shard directories of one encode job (`--shard K/N` for every K)
+/// into `out`: views and labels concatenated in shard order, totals and times
+/// summed. The result is the same as an unsharded encode's, byte for byte in
+/// its `.npy` files. The manifest is written last.
+pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineError> {
+    if dirs.is_empty() {
+        return Err(PipelineError::Other(
+            "merge: no shard directories given".into(),
+        ));
+    }
+    let parts: Vec<Manifest> = dirs
+        .iter()
+        .map(|d| read_manifest(d))
+        .collect::<Result<_, _>>()?;
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| parts[i].shard.map_or(0, |s| s.0));
+    check_shards(dirs, &parts, &order)?;
+    let first = parts[order[0]].clone();
     std::fs::create_dir_all(out).map_err(io(out))?;
     for v in &first.views {
         let tmp = out.join(format!("{}.partial", v.file));
@@ -514,7 +540,7 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineEr
     merged.n_rows = merged.n_rows_total;
     merged.totals = RunTotals::default();
     merged.encode_s = 0.0;
-    for m in parts.iter_mut() {
+    for m in &parts {
         merged.totals += m.totals;
         merged.encode_s += m.encode_s;
     }

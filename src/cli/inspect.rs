@@ -1,0 +1,242 @@
+//! The commands that look at one network or time the engine: `simulate`,
+//! `network`, `bench`.
+
+use super::commands::{data_spec, load_config};
+use super::DataArgs;
+use crate::network::EdgeClass;
+use crate::pipeline::{self, Encoder, Scratch};
+use crate::record::RecordSpec;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::Instant;
+
+pub fn simulate(
+    spec: &str,
+    image: usize,
+    n_rec: Option<usize>,
+    path_events: usize,
+    data: &DataArgs,
+) -> Result<()> {
+    let cfg = load_config(spec, n_rec)?;
+    // The same images, in the same rows, as `encode` with these data options:
+    // image I here runs the stimulus of row I there.
+    let (set, _) = pipeline::load_images(&data_spec(data))?;
+    if image >= set.len() {
+        bail!("--image {image}: the dataset has {} images", set.len());
+    }
+    let t0 = Instant::now();
+    let net = cfg.build_network()?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let encoder = Encoder::new(&net, &cfg)?;
+    encoder.check_images(&set, "images")?;
+    let record = RecordSpec {
+        activations: true,
+        node_counts: true,
+        ..Default::default()
+    };
+    let mut scratch = Scratch::default();
+    let t1 = Instant::now();
+    let rec = encoder.simulate(&mut scratch, set.image(image), image, &record)?;
+    let sim_s = t1.elapsed().as_secs_f64();
+    let weights = encoder.final_weights(&scratch);
+    let tot = rec.totals;
+    let n_in = net.n_input();
+    let rec_acts: u64 = rec.activation_counts[n_in..]
+        .iter()
+        .map(|&c| c as u64)
+        .sum();
+    let rate = rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run().duration_ms / 1000.0);
+    println!(
+        "config      {} ({}), hash {}",
+        cfg.experiment(),
+        spec,
+        &cfg.hash()[..12]
+    );
+    println!(
+        "image       #{image}, label {}, from {}",
+        set.labels[image],
+        set.images_path.display()
+    );
+    println!(
+        "network     {} input + {} recurrent nodes, {} edges ({} plastic), built in {:.3} s",
+        n_in,
+        net.n_recurrent(),
+        net.n_edges(),
+        net.plastic_edges().len(),
+        build_s
+    );
+    println!(
+        "stimulus    {} input activations requested over {} ms ({} lost to input refractoriness)",
+        tot.external_activations,
+        cfg.stimulus().duration_ms,
+        tot.lost_external
+    );
+    println!("dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
+    if cfg.run().stdp.is_some() {
+        let c = crate::experiments::weight_change(&net.plastic_edges(), &net.edge_weight, weights);
+        println!(
+            "stdp        {} updates; plastic edges {:.1}% up, {:.1}% down, {:.1}% turned inhibitory, {:.1}% turned excitatory, {:.1}% unchanged",
+            tot.stdp_updates,
+            100.0 * c.up,
+            100.0 * c.down,
+            100.0 * c.turned_inhibitory,
+            100.0 * c.turned_excitatory,
+            100.0 * c.unchanged
+        );
+    }
+    println!(
+        "timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)",
+        cfg.run().duration_ms,
+        sim_s * 1e3,
+        tot.arrivals as f64 / sim_s
+    );
+    println!("activation path (first {path_events} recurrent events: time ms, node <- causal edge from node):");
+    for a in rec
+        .activations
+        .iter()
+        .filter(|a| a.node as usize >= n_in)
+        .take(path_events)
+    {
+        match a.causal_edge {
+            Some(e) => println!(
+                "  {:9.4}  node {:4} <- edge {:6} from node {:4} (latency {:.4} ms)",
+                a.time_ms, a.node, e, net.edge_source[e as usize], net.edge_latency_ms[e as usize]
+            ),
+            None => println!("  {:9.4}  node {:4} <- stimulus", a.time_ms, a.node),
+        }
+    }
+    Ok(())
+}
+
+pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()> {
+    let cfg = load_config(spec, n_rec)?;
+    let net = cfg.build_network()?;
+    println!(
+        "{} input + {} recurrent nodes, {} edges ({} plastic)",
+        net.n_input(),
+        net.n_recurrent(),
+        net.n_edges(),
+        net.plastic_edges().len()
+    );
+    println!(
+        "memory: network arrays {:.1} MB, simulation tables and state {:.1} MB",
+        net.memory_bytes() as f64 / 1e6,
+        crate::sim::Simulator::new(&net, cfg.run())?.state_bytes() as f64 / 1e6
+    );
+    let rr = net.refraction_ratio();
+    let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
+    println!("\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
+    println!(
+        "{:<22} {:>8}  {:>44}  {:>44}  {:>7}",
+        "edge class",
+        "edges",
+        "latency ms: min / p10 / median / p90 / max",
+        "refraction ratio: min / p10 / median / p90 / max",
+        "<= 1"
+    );
+    for c in [
+        EdgeClass::InputToRecurrent,
+        EdgeClass::RecurrentToRecurrent,
+        EdgeClass::InputToInput,
+        EdgeClass::RecurrentToInput,
+    ] {
+        let idx: Vec<usize> = (0..net.n_edges())
+            .filter(|&e| net.edge_class[e] == c)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let l = crate::network::quantiles(
+            &idx.iter()
+                .map(|&e| net.edge_latency_ms[e])
+                .collect::<Vec<_>>(),
+            &qs,
+        );
+        let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
+        let rq = crate::network::quantiles(&r, &qs);
+        let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!(
+            "{:<22} {:>8}  {:>44}  {:>44}  {:>6.1}%",
+            format!("{c:?}"),
+            idx.len(),
+            fmt(&l),
+            fmt(&rq),
+            100.0 * below
+        );
+    }
+    if let Some(dir) = export {
+        crate::network::export::export_npy(&net, dir)
+            .with_context(|| format!("{}: network export failed", dir.display()))?;
+        println!(
+            "\nexported to {} (layout: {}/README.md)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
+    let cfg = load_config("weights", Some(n_rec))?;
+    // The digits of `--limit DIGITS`, as rows 0.. of that encode.
+    let (set, _) = pipeline::load_images(&pipeline::DataSpec {
+        files: None,
+        limit: Some(digits.max(1)),
+    })?;
+    let net = cfg.build_network()?;
+    let t_prep = Instant::now();
+    let encoder = Encoder::new(&net, &cfg)?;
+    let prep_s = t_prep.elapsed().as_secs_f64();
+    encoder.check_images(&set, "images")?;
+    let stimuli: Vec<_> = (0..set.len())
+        .map(|row| encoder.stimulus(set.image(row), row))
+        .collect();
+    let spec = RecordSpec::default();
+    let sim = encoder.simulator();
+    let mut ws = Scratch::default();
+    // Warm-up run (allocations, caches).
+    let mut w = net.edge_weight.clone();
+    sim.run(ws.workspace(), &mut w, &stimuli[0], &spec)?;
+    let mut arrivals = 0u64;
+    let mut activations = 0u64;
+    let t0 = Instant::now();
+    for s in &stimuli {
+        w.copy_from_slice(&net.edge_weight);
+        let rec = sim.run(ws.workspace(), &mut w, s, &spec)?;
+        arrivals += rec.totals.arrivals;
+        activations += rec.totals.activations;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run().duration_ms, stimuli.len());
+    println!("  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
+    println!(
+        "  arrivals per digit   {:.3e}",
+        arrivals as f64 / stimuli.len() as f64
+    );
+    println!(
+        "  activations per digit {:.0}",
+        activations as f64 / stimuli.len() as f64
+    );
+    println!(
+        "  ms per digit         {:.2}",
+        1e3 * secs / stimuli.len() as f64
+    );
+    println!("  arrivals per second  {:.3e}", arrivals as f64 / secs);
+    Ok(())
+}
+
+pub fn bench_knn(n: usize, dim: usize) -> Result<()> {
+    println!("kNN benchmark: {n} seeded vectors of {dim} dimensions (half zeros), 10 random splits of 90%/10%, k = 5, distance-weighted Euclidean, exact");
+    let secs = crate::eval::knn_timing_demo(n, dim);
+    println!(
+        "  full protocol: {secs:.1} s on {} threads",
+        rayon::current_num_threads()
+    );
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Experiment 3 of the source (the headline): weight-state trajectories.
+//! Each digit drives the layered network of `configs/weights.toml` with STDP
+//! on; the changes of the recurrent weights at each snapshot time are its
+//! embedding, scored with the distance-weighted Euclidean kNN beside the
+//! baselines. With `sweep`, the same for every N of [`SWEEP_N`], plus
+//! figure 3 (accuracy against time, by N).
+
+use super::{raw_config, ExperimentError, ExperimentOptions};
+use crate::dataset::ImageSet;
+use crate::pipeline::{
+    self, encode, evaluate, load_images, Baseline, DataSpec, EncodeData, EncodeOptions,
+    EvaluateOptions, Observer,
+};
+use crate::report::{self, Report, Series};
+
+/// Sizes of the experiment-3 sweep.
+pub const SWEEP_N: [usize; 8] = [5, 10, 25, 50, 100, 200, 300, 400];
+/// Images and recurrent size of the quick version.
+pub const QUICK_IMAGES: usize = 500;
+pub const QUICK_N: usize = 50;
+
+/// Runs experiment 3 (or its sweep) and writes the report into `opts.out`.
+pub fn reproduce_weights(
+    opts: &ExperimentOptions,
+    observer: &dyn Observer,
+) -> Result<Report, ExperimentError> {
+    pipeline::with_threads(opts.threads, || run(opts, observer))
+}
+
+fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, ExperimentError> {
+    let (raw, path) = raw_config(opts, "weights")?;
+    let data = DataSpec {
+        limit: opts.data.limit.or(opts.quick.then_some(QUICK_IMAGES)),
+        ..opts.data.clone()
+    };
+    let (set, rows) = load_images(&data)?;
+    let query = match &opts.query {
+        Some((i, l)) => Some(ImageSet::load(i, l)?),
+        None => None,
+    };
+    let encode_data = EncodeData {
+        reference: &set,
+        reference_rows: rows.as_deref(),
+        query: query.as_ref(),
+    };
+    let sizes: Vec<Option<usize>> = if opts.sweep {
+        SWEEP_N.iter().map(|&n| Some(n)).collect()
+    } else if opts.quick {
+        vec![Some(QUICK_N)]
+    } else {
+        vec![None]
+    };
+    let mut combined: Option<Report> = None;
+    let mut series = Vec::new();
+    for n_rec in sizes {
+        let mut raw = raw.clone();
+        if let Some(n) = n_rec {
+            raw.network.n_recurrent = n;
+        }
+        let cfg = raw.check(&path)?;
+        let dir = if opts.sweep {
+            opts.out.join(format!("n{}", cfg.n_recurrent()))
+        } else {
+            opts.out.clone()
+        };
+        encode(&cfg, &encode_data, &EncodeOptions::new(&dir), observer)?;
+        let rep = evaluate(&dir, &EvaluateOptions::new(&dir), observer)?;
+        series.push(Series {
+            label: format!("N = {}", cfg.n_recurrent()),
+            points: rep
+                .results
+                .iter()
+                .filter(|r| r.classifier == "knn")
+                .filter_map(|r| r.time_ms.map(|t| (t, r.accuracy_mean, r.accuracy_sd)))
+                .collect(),
+        });
+        combined = Some(match combined {
+            None => rep,
+            Some(mut c) => {
+                c.results.extend(rep.results);
+                c.timing.encode_s += rep.timing.encode_s;
+                c.timing.evaluate_s += rep.timing.evaluate_s;
+                c
+            }
+        });
+    }
+    let Some(mut rep) = combined else {
+        return Err(ExperimentError::Unsuitable("no network size to run".into()));
+    };
+    if opts.sweep {
+        sweep_figure(&mut rep, &series, opts)?;
+    }
+    Ok(rep)
+}
+
+/// Figure 3 and the combined report of a sweep.
+fn sweep_figure(
+    rep: &mut Report,
+    series: &[Series],
+    opts: &ExperimentOptions,
+) -> Result<(), ExperimentError> {
+    let raw_pixels = Baseline::RawPixels.name();
+    let base: Vec<(String, f64)> = rep
+        .baselines
+        .iter()
+        .filter(|r| r.classifier == "knn" && r.embedding == raw_pixels)
+        .map(|r| ("raw pixels (knn)".to_string(), r.accuracy_mean))
+        .collect();
+    report::plot_accuracy_vs_time(
+        &opts.out.join("figure3_accuracy_vs_time.png"),
+        series,
+        &base,
+        "Experiment 3: kNN accuracy of weight changes against time, by N",
+    )?;
+    rep.figures = vec!["figure3_accuracy_vs_time.png".to_string()];
+    rep.notes
+        .push("Sweep: per-N reports (with their own baselines and figures) are in n<N>/.".into());
+    rep.network = None;
+    report::write_report(&opts.out, rep)?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The one encode loop: image -> stimulus -> simulation -> embedding, for one
+//! row or a range of rows in parallel. Every command that runs an image
+//! (`encode`, `run`, the experiments, `simulate --image`, `bench engine`)
+//! derives the row's stimulus seed with [`row_seed`] and builds its stimulus
+//! through [`Encoder::stimulus`], so each shows the same train for the same
+//! row.
+
+use super::observer::{Event, Observer};
+use super::PipelineError;
+use crate::config::ExperimentConfig;
+use crate::dataset::ImageSet;
+use crate::embed::{Embedder, View};
+use crate::network::Network;
+use crate::record::{ExternalActivation, RecordSpec, Recording, RunTotals};
+use crate::sim::{RunParams, Simulator, Workspace};
+use crate::stimulus::{self, StimulusParams};
+use rayon::prelude::*;
+
+/// Seed of row `row`'s stimulus (Poisson trains): a pure function of the
+/// config seed and the row, so shards, resumes and every command draw the
+/// same train for a row. SplitMix64 of the pair: row 0 does not reuse the
+/// network's seed.
+pub fn row_seed(seed: u64, row: usize) -> u64 {
+    let mut z = seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One row's vectors (one per view, in view order) and its run totals.
+pub type RowResult = (Vec<Vec<f32>>, RunTotals);
+
+/// Per-worker scratch: the engine's workspace and a weight buffer.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    workspace: Workspace,
+    weights: Vec<f32>,
+}
+
+impl Scratch {
+    /// The engine's workspace (for runs driven by hand, e.g. a learning sequence).
+    pub fn workspace(&mut self) -> &mut Workspace {
+        &mut self.workspace
+    }
+}
+
+/// A network, its simulator, the stimulus rule and the embedder, ready to
+/// encode images. Every run starts from the same initial weights.
+pub struct Encoder<'a> {
+    net: &'a Network,
+    sim: Simulator<'a>,
+    embedder: Embedder,
+    stimulus: StimulusParams,
+    /// Refractory period of each input node (caps its stimulus rate).
+    input_refractory_ms: Vec<f64>,
+    seed: u64,
+    initial_weights: Vec<f32>,
+}
+
+impl<'a> Encoder<'a> {
+    /// The encoder of `cfg` on `net` (built from `cfg`), with the config's
+    /// run parameters and embedding.
+    pub fn new(net: &'a Network, cfg: &ExperimentConfig) -> Result<Encoder<'a>, PipelineError> {
+        Encoder::with_run(net, cfg, cfg.run())
+    }
+
+    /// As [`Encoder::new`] with other run parameters (e.g. STDP off, to run a
+    /// learned network frozen).
+    pub fn with_run(
+        net: &'a Network,
+        cfg: &ExperimentConfig,
+        run: &RunParams,
+    ) -> Result<Encoder<'a>, PipelineError> {
+        let sim = Simulator::new(net, run)?;
+        let embedder = Embedder::new(net, cfg.embedding(), cfg.run().duration_ms, cfg.seed())?;
+        // Pixel i drives node i (the input nodes come first): its train is
+        // capped by the R the engine applies to node i.
+        let input_refractory_ms = net.refractory_period_ms[..net.n_input()].to_vec();
+        Ok(Encoder {
+            net,
+            sim,
+            embedder,
+            stimulus: cfg.stimulus().clone(),
+            input_refractory_ms,
+            seed: cfg.seed(),
+            initial_weights: net.edge_weight.clone(),
+        })
+    }
+
+    /// Runs start from `weights` instead of the network's (e.g. after
+    /// learning); weight-change views are measured from them.
+    pub fn with_initial_weights(mut self, weights: Vec<f32>) -> Result<Encoder<'a>, PipelineError> {
+        if weights.len() != self.net.n_edges() {
+            return Err(PipelineError::Shape(format!(
+                "{} initial weights for a network of {} edges",
+                weights.len(),
+                self.net.n_edges()
+            )));
+        }
+        self.initial_weights = weights;
+        Ok(self)
+    }
+
+    pub fn network(&self) -> &'a Network {
+        self.net
+    }
+    pub fn simulator(&self) -> &Simulator<'a> {
+        &self.sim
+    }
+    pub fn views(&self) -> &[View] {
+        self.embedder.views()
+    }
+    pub fn initial_weights(&self) -> &[f32] {
+        &self.initial_weights
+    }
+
+    /// Refuses an image set whose images do not have one pixel per input node.
+    pub fn check_images(&self, set: &ImageSet, what: &str) -> Result<(), PipelineError> {
+        let n_input = self.input_refractory_ms.len();
+        if set.pixels_per_image() != n_input {
+            return Err(PipelineError::Shape(format!(
+                "{}: {what} have {} x {} = {} pixels, but the network has {} input nodes",
+                set.images_path.display(),
+                set.rows,
+                set.cols,
+                set.pixels_per_image(),
+                n_input
+            )));
+        }
+        Ok(())
+    }
+
+    /// The input activations of `pixels` as row `row`.
+    pub fn stimulus(&self, pixels: &[u8], row: usize) -> Vec<ExternalActivation> {
+        stimulus::encode_image(
+            pixels,
+            &self.stimulus,
+            &self.input_refractory_ms,
+            row_seed(self.seed, row),
+        )
+    }
+
+    /// Simulates `pixels` as row `row`, recording `spec`; returns the
+    /// recording and the weights at the end of the run.
+    pub fn simulate(
+        &self,
+        scratch: &mut Scratch,
+        pixels: &[u8],
+        row: usize,
+        spec: &RecordSpec,
+    ) -> Result<Recording, PipelineError> {
+        let stim = self.stimulus(pixels, row);
+        scratch.weights.clear();
+        scratch.weights.extend_from_slice(&self.initial_weights);
+        Ok(self
+            .sim
+            .run(&mut scratch.workspace, &mut scratch.weights, &stim, spec)?)
+    }
+
+    /// The weights at the end of the last [`Encoder::simulate`] on `scratch`.
+    pub fn final_weights<'s>(&self, scratch: &'s Scratch) -> &'s [f32] {
+        &scratch.weights
+    }
+
+    /// Encodes `pixels` as row `row`: one vector per view.
+    pub fn encode_row(
+        &self,
+        scratch: &mut Scratch,
+        pixels: &[u8],
+        row: usize,
+    ) -> Result<RowResult, PipelineError> {
+        let rec = self.simulate(scratch, pixels, row, self.embedder.record_spec())?;
+        let mut vecs = vec![Vec::new(); self.views().len()];
+        self.embedder
+            .embed(self.net, &self.initial_weights, &rec, &mut vecs)?;
+        Ok((vecs, rec.totals))
+    }
+
+    /// Encodes rows `rows` in parallel (`image(row)` gives a row's pixels);
+    /// the results are in row order whatever the thread count. Reports one
+    /// [`Event::Advanced`] per row.
+    pub fn encode_rows<'i>(
+        &self,
+        rows: std::ops::Range<usize>,
+        image: &(dyn Fn(usize) -> &'i [u8] + Sync),
+        observer: &dyn Observer,
+    ) -> Result<Vec<RowResult>, PipelineError> {
+        rows.into_par_iter()
+            .map_init(Scratch::default, |scratch, row| {
+                let r = self.encode_row(scratch, image(row), row);
+                observer.observe(Event::Advanced { n: 1 });
+                r
+            })
+            .collect()
+    }
+}
+
+/// Stacks the rows' vectors of view `view` into an `n x dim` matrix.
+pub fn stack_view(
+    rows: &[RowResult],
+    view: usize,
+    dim: usize,
+) -> Result<ndarray::Array2<f32>, PipelineError> {
+    let mut flat = Vec::with_capacity(rows.len() * dim);
+    for (vecs, _) in rows {
+        let v = &vecs[view];
+        if v.len() != dim {
+            return Err(PipelineError::Shape(format!(
+                "view {view}: embedding of length {} (expected {dim})",
+                v.len()
+            )));
+        }
+        flat.extend_from_slice(v);
+    }
+    ndarray::Array2::from_shape_vec((rows.len(), dim), flat)
+        .map_err(|e| PipelineError::Shape(e.to_string()))
+}
+
+/// The run totals of `rows`, summed.
+pub fn sum_totals(rows: &[RowResult]) -> RunTotals {
+    let mut t = RunTotals::default();
+    for (_, r) in rows {
+        t += *r;
+    }
+    t
+}
