@@ -97,3 +97,6 @@ pub fn with_threads<T: Send, E: From<PipelineError> + Send>(
             .install(f),
     }
 }
+
+#[cfg(test)]
+mod tests;
