@@ -321,79 +321,121 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     report.baselines = ev.baselines(&px, &dims, cfg.seed())?;
     let evaluate_s = t_eval.elapsed().as_secs_f64();
 
-    report.config_hash = cfg.hash().to_string();
-    report.seed = cfg.seed();
-    report.dataset = DatasetInfo {
-        images: set.images_path.display().to_string(),
-        labels: set.labels_path.display().to_string(),
-        n: n_embed,
-        class_counts: {
-            let mut c = vec![0; 2];
-            labels.iter().for_each(|&l| c[l as usize] += 1);
-            c
-        },
-        ..Default::default()
+    let facts = RunFacts {
+        cfg: &cfg,
+        net: &net,
+        set: &set,
+        labels: &labels,
+        n_train,
+        train_s,
+        train_totals,
+        encode_s,
+        evaluate_s,
+        change: &change,
+        embedded: embedded.iter().map(|(n, _, t)| (*n, *t)).collect(),
+        quick: opts.quick,
     };
     report.protocol = ev.protocol().clone();
-    let enc_totals = embedded.iter().fold(RunTotals::default(), |mut a, e| {
-        a += e.2;
-        a
-    });
-    report.timing = Timing {
-        encode_s: train_s + encode_s,
-        evaluate_s,
-        arrivals_per_s: Some(
-            (train_totals.arrivals + enc_totals.arrivals) as f64 / (train_s + encode_s).max(1e-9),
-        ),
-        total_arrivals: Some(train_totals.arrivals + enc_totals.arrivals),
-        images_encoded: n_train + 2 * n_embed,
-    };
-    report.network = Some(crate::report::network_summary(&net));
+    report.notes = ev.into_notes();
+    facts.fill(&mut report);
     report.figures = vec![fig2.into()];
-    let x = &mut report.extra;
-    x.insert("quick".into(), opts.quick.into());
-    x.insert(
-        "classes".into(),
-        serde_json::json!({"0": CLASSES[0], "1": CLASSES[1]}),
-    );
-    x.insert("n_train".into(), n_train.into());
-    x.insert("n_embedded".into(), n_embed.into());
-    x.insert(
-        "primary_method".into(),
-        cfg.embedding().paths().method().name().into(),
-    );
-    x.insert("duration_ms".into(), duration.into());
-    x.insert(
-        "weight_change".into(),
-        serde_json::to_value(&change).unwrap_or_default(),
-    );
-    x.insert("train_s".into(), train_s.into());
-    let n_r = net.n_recurrent();
-    x.insert(
-        "training_dynamics".into(),
-        dynamics_summary(&train_totals, n_train, n_r, duration),
-    );
-    for (name, _, t) in &embedded {
+    report
+        .extra
+        .insert("wall_s".into(), t_start.elapsed().as_secs_f64().into());
+    write_report(&opts.out, &report)?;
+    Ok(report)
+}
+
+/// What a run of experiment 2 measured, for its report.
+struct RunFacts<'a> {
+    cfg: &'a ExperimentConfig,
+    net: &'a Network,
+    set: &'a ImageSet,
+    labels: &'a [u8],
+    n_train: usize,
+    train_s: f64,
+    train_totals: RunTotals,
+    encode_s: f64,
+    evaluate_s: f64,
+    change: &'a WeightChange,
+    /// Run totals of the embedding runs, by network.
+    embedded: Vec<(&'static str, RunTotals)>,
+    quick: bool,
+}
+
+impl RunFacts<'_> {
+    fn fill(&self, report: &mut Report) {
+        let n_embed = self.labels.len();
+        let duration = self.cfg.run().duration_ms;
+        report.config_hash = self.cfg.hash().to_string();
+        report.seed = self.cfg.seed();
+        report.dataset = DatasetInfo {
+            images: self.set.images_path.display().to_string(),
+            labels: self.set.labels_path.display().to_string(),
+            n: n_embed,
+            class_counts: {
+                let mut c = vec![0; 2];
+                self.labels.iter().for_each(|&l| c[l as usize] += 1);
+                c
+            },
+            ..Default::default()
+        };
+        let enc_totals = self.embedded.iter().fold(RunTotals::default(), |mut a, e| {
+            a += e.1;
+            a
+        });
+        report.timing = Timing {
+            encode_s: self.train_s + self.encode_s,
+            evaluate_s: self.evaluate_s,
+            arrivals_per_s: Some(
+                (self.train_totals.arrivals + enc_totals.arrivals) as f64
+                    / (self.train_s + self.encode_s).max(1e-9),
+            ),
+            total_arrivals: Some(self.train_totals.arrivals + enc_totals.arrivals),
+            images_encoded: self.n_train + 2 * n_embed,
+        };
+        report.network = Some(crate::report::network_summary(self.net));
+        let x = &mut report.extra;
+        x.insert("quick".into(), self.quick.into());
         x.insert(
-            format!("dynamics_{name}"),
-            dynamics_summary(t, n_embed, n_r, duration),
+            "classes".into(),
+            serde_json::json!({"0": CLASSES[0], "1": CLASSES[1]}),
         );
-    }
-    x.insert(
+        x.insert("n_train".into(), self.n_train.into());
+        x.insert("n_embedded".into(), n_embed.into());
+        x.insert(
+            "primary_method".into(),
+            self.cfg.embedding().paths().method().name().into(),
+        );
+        x.insert("duration_ms".into(), duration.into());
+        x.insert(
+            "weight_change".into(),
+            serde_json::to_value(self.change).unwrap_or_default(),
+        );
+        x.insert("train_s".into(), self.train_s.into());
+        let n_r = self.net.n_recurrent();
+        x.insert(
+            "training_dynamics".into(),
+            dynamics_summary(&self.train_totals, self.n_train, n_r, duration),
+        );
+        for (name, t) in &self.embedded {
+            x.insert(
+                format!("dynamics_{name}"),
+                dynamics_summary(t, n_embed, n_r, duration),
+            );
+        }
+        x.insert(
         "source_reported".into(),
         serde_json::json!({
             "edges_up": 0.29, "edges_down": 0.40, "edges_turned_inhibitory": 0.20, "edges_unchanged": 0.11,
             "knn_without_stdp": 0.61, "knn_with_stdp": 0.82, "svm_without_stdp": 0.911, "svm_with_stdp": 0.976
         }),
     );
-    x.insert("wall_s".into(), t_start.elapsed().as_secs_f64().into());
-    report.notes = ev.into_notes();
-    report.notes.extend([
+        report.notes.extend([
         "Source (experiment 2): edges 29% up, 40% down, 20% turned inhibitory, 11% unchanged; kNN 61% -> 82% and SVM 91.1% -> 97.6% without -> with STDP.".to_string(),
         "Class index 0 = digit 1, 1 = digit 5. Embedded images are disjoint from the training sequence (one shuffled pool cut in two).".into(),
         "`_original` rows: the network before learning; `_learned`: after learning; both frozen (STDP off) while embedding.".into(),
         "Weight-change shares are exclusive: a sign change is counted as such, not also as up/down.".into(),
     ]);
-    write_report(&opts.out, &report)?;
-    Ok(report)
+    }
 }
