@@ -419,20 +419,26 @@ fn finish(
     encode_s: f64,
 ) -> Result<(), PipelineError> {
     let rows = manifest.first_row..manifest.first_row + manifest.n_rows;
-    let labels: Vec<u8> = rows.map(|r| data.label(r)).collect();
-    let lp = out.join("labels.npy");
-    ndarray_npy::write_npy(&lp, &ndarray::Array1::from(labels))
-        .map_err(|e| PipelineError::Other(format!("{}: {e}", lp.display())))?;
-    for v in &manifest.views {
-        let p = out.join(format!("{}.partial", v.file));
-        std::fs::rename(&p, out.join(&v.file)).map_err(io(&p))?;
-    }
+    commit_views(out, rows.map(|r| data.label(r)).collect(), &manifest.views)?;
     manifest.totals = totals;
     // Wall time of the chunks themselves, summed over sessions if resumed.
     manifest.encode_s = encode_s;
     write_json_atomic(&out.join("manifest.json"), manifest)?;
     let partial = out.join("partial");
     std::fs::remove_dir_all(&partial).map_err(io(&partial))
+}
+
+/// Writes the labels and renames every `<view>.npy.partial` into place
+/// (the manifest, which marks the directory complete, comes after).
+fn commit_views(out: &Path, labels: Vec<u8>, views: &[ViewInfo]) -> Result<(), PipelineError> {
+    let lp = out.join("labels.npy");
+    ndarray_npy::write_npy(&lp, &ndarray::Array1::from(labels))
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", lp.display())))?;
+    for v in views {
+        let p = out.join(format!("{}.partial", v.file));
+        std::fs::rename(&p, out.join(&v.file)).map_err(io(&p))?;
+    }
+    Ok(())
 }
 
 /// Checks that `parts` (in shard order) are the shards of one job, in order
@@ -527,13 +533,7 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Manifest, PipelineEr
             })?;
         labels.extend(l.iter().copied());
     }
-    let lp = out.join("labels.npy");
-    ndarray_npy::write_npy(&lp, &ndarray::Array1::from(labels))
-        .map_err(|e| PipelineError::Other(format!("{}: {e}", lp.display())))?;
-    for v in &first.views {
-        let tmp = out.join(format!("{}.partial", v.file));
-        std::fs::rename(&tmp, out.join(&v.file)).map_err(io(&tmp))?;
-    }
+    commit_views(out, labels, &first.views)?;
     let mut merged = first;
     merged.shard = None;
     merged.first_row = 0;
