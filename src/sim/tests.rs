@@ -2,10 +2,14 @@
 //! invariants.
 
 use super::*;
+use crate::network::Network;
 use crate::network::{
     build_two_population, Distribution, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
     TwoPopulationSpec, WeightSpec,
 };
+use crate::record::{RecordSpec, Recording};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 fn node(r: f64, theta: f64, tau: f64) -> NodeSpec {
     NodeSpec {
