@@ -8,7 +8,8 @@
 //! arrival at or after the end of the refractory period is integrated:
 //! `u_j <- u_j * exp(-(t - t_last)/tau_s) + w_ij`. If `u_j >= theta_j` the node
 //! activates at t: `u_j` resets to 0, j is refractory for R_j, and a signal
-//! leaves on every out-edge. A stimulus activation (an [`ExternalActivation`])
+//! leaves on every out-edge. A stimulus activation (an
+//! [`ExternalActivation`](crate::record::ExternalActivation))
 //! forces an activation unless the node is refractory, in which case it is lost.
 //!
 //! **Order.** The result is that of processing events in increasing (time,
@@ -55,14 +56,6 @@ mod run;
 pub use params::{RunParams, SimError, StdpParams};
 pub use prepare::Simulator;
 pub use run::{simulate, Workspace};
-
-/// One activation imposed from outside the network (a stimulus spike): node
-/// `node` is driven to activate at `time_ms`, subject to its refractory period.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ExternalActivation {
-    pub node: u32,
-    pub time_ms: f64,
-}
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,7 @@ use super::events::{key, key_time, Ev, EventQueue, EXTERNAL, NOT_PLASTIC};
 use super::params::{RunParams, SimError, StdpParams};
 use super::prepare::Simulator;
 use crate::network::Network;
-use crate::record::{RecordSpec, Recording, RunTotals, WeightSnapshot};
-use crate::sim::ExternalActivation;
+use crate::record::{ExternalActivation, RecordSpec, Recording, RunTotals, WeightSnapshot};
 use std::cmp::Reverse;
 
 /// Largest exponent a stored factor may reach before the origin moves.

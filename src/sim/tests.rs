@@ -7,7 +7,7 @@ use crate::network::{
     build_two_population, Distribution, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
     TwoPopulationSpec, WeightSpec,
 };
-use crate::record::{RecordSpec, Recording};
+use crate::record::{ExternalActivation, RecordSpec, Recording};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

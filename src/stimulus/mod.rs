@@ -40,7 +40,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::ExternalActivation;
+use crate::record::ExternalActivation;
 
 /// Shape of an input node's activation train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
