@@ -432,7 +432,7 @@ fn simulate(
         .iter()
         .map(|&c| c as u64)
         .sum();
-    let rate = rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run.duration_ms / 1000.0);
+    let rate = rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run.duration_ms() / 1000.0);
     println!(
         "config      {} ({}), hash {}",
         cfg.experiment,
@@ -457,7 +457,7 @@ fn simulate(
         tot.external_activations, cfg.stimulus.duration_ms, tot.lost_external
     );
     println!("dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
-    if cfg.run.stdp.is_some() {
+    if cfg.run.stdp().is_some() {
         let plastic = net.plastic_edges();
         let (mut up, mut down, mut flip) = (0, 0, 0);
         for &e in &plastic {
@@ -482,7 +482,7 @@ fn simulate(
     }
     println!(
         "timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)",
-        cfg.run.duration_ms,
+        cfg.run.duration_ms(),
         sim_s * 1e3,
         tot.arrivals as f64 / sim_s
     );
@@ -605,7 +605,7 @@ fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
         activations += rec.totals.activations;
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run.duration_ms, stimuli.len());
+    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run.duration_ms(), stimuli.len());
     println!("  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
     println!(
         "  arrivals per digit   {:.3e}",

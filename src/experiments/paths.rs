@@ -35,7 +35,7 @@ fn method_name(m: PathsMethod) -> &'static str {
 fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
     let t_start = Instant::now();
     let cfg = resolve_config(opts, "paths")?;
-    if cfg.run.stdp.is_some() {
+    if cfg.run.stdp().is_some() {
         return Err(ExperimentError::Unsuitable(
             "experiment 1 (paths) runs without plasticity: set stdp.enabled = false".into(),
         ));
@@ -70,7 +70,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         )));
     }
     let sim = Simulator::new(&net, &cfg.run)?;
-    let duration = cfg.run.duration_ms;
+    let duration = cfg.run.duration_ms();
     let (methods, embedders) = super::paths_embedders(&net, &cfg, duration);
     let primary = methods[0];
     let spec = RecordSpec {

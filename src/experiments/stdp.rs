@@ -105,7 +105,7 @@ fn method_name(m: PathsMethod) -> &'static str {
 fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
     let t_start = Instant::now();
     let cfg = resolve_config(opts, "stdp")?;
-    if cfg.run.stdp.is_none() || cfg.plastic_edges.is_empty() {
+    if cfg.run.stdp().is_none() || cfg.plastic_edges.is_empty() {
         return Err(ExperimentError::Unsuitable(
             "experiment 2 (stdp) needs plasticity: set stdp.enabled = true and stdp.plastic_edges"
                 .into(),
@@ -146,7 +146,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
             set.pixels_per_image()
         )));
     }
-    let duration = cfg.run.duration_ms;
+    let duration = cfg.run.duration_ms();
     let plastic = net.plastic_edges();
     eprintln!(
         "experiment 2 (stdp): {n_train} training images in sequence, then {n_embed} embedded twice; {} edges ({} plastic), {duration} ms per image",
@@ -206,10 +206,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
     )?;
 
     // 2. Embedding with the original and the learned weights, both frozen.
-    let frozen = RunParams {
-        duration_ms: duration,
-        stdp: None,
-    };
+    let frozen = RunParams::new(duration, None)?;
     let sim = Simulator::new(&net, &frozen)?;
     let (methods, embedders) = super::paths_embedders(&net, &cfg, duration);
     let primary = methods[0];

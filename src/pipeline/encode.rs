@@ -208,7 +208,7 @@ pub fn encode(
         }
     }
     let sim = Simulator::new(&net, &cfg.run)?;
-    let embedder = Embedder::new(&net, &cfg.embedding, cfg.run.duration_ms, cfg.seed);
+    let embedder = Embedder::new(&net, &cfg.embedding, cfg.run.duration_ms(), cfg.seed);
     let n_total = data.n_rows();
     let (first_row, n_rows) = match opts.shard {
         Some((k, n)) => {

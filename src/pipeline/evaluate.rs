@@ -452,7 +452,7 @@ pub fn evaluate(dir: &Path, opts: &EvaluateOptions) -> Result<Report, PipelineEr
             .activations
             .saturating_sub(totals.external_activations - totals.lost_external) as f64
             / (manifest.n_rows.max(1) * manifest.n_recurrent.max(1)) as f64
-            / (cfg.run.duration_ms / 1000.0))
+            / (cfg.run.duration_ms() / 1000.0))
             .into(),
     );
     rep.extra.insert(

@@ -214,7 +214,7 @@ impl Ctx<'_, '_, '_> {
         };
         let y = st.post_trace[j] / g_minus;
         if y > 0.0 {
-            self.weights[e] = (w - p.a_minus * y).clamp(p.w_min, p.w_max) as f32;
+            self.weights[e] = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
             self.totals.stdp_updates += 1;
         }
         st.pre_trace[pi] += g_plus;
@@ -278,8 +278,8 @@ impl Ctx<'_, '_, '_> {
             let x = st.pre_trace[pi];
             if x > 0.0 {
                 let e = s.plastic_edge[pi] as usize;
-                self.weights[e] =
-                    (self.weights[e] as f64 + p.a_plus * x * h).clamp(p.w_min, p.w_max) as f32;
+                self.weights[e] = (self.weights[e] as f64 + p.a_plus() * x * h)
+                    .clamp(p.w_min(), p.w_max()) as f32;
                 self.totals.stdp_updates += 1;
             }
         }

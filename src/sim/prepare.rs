@@ -135,27 +135,12 @@ impl<'a> Simulator<'a> {
         params: &RunParams,
         allow_tables: bool,
     ) -> Result<Simulator<'a>, SimError> {
-        if !(params.duration_ms.is_finite() && params.duration_ms >= 0.0) {
-            return Err(SimError::Duration(params.duration_ms));
-        }
-        let (inv_tau_plus, inv_tau_minus) = match params.stdp {
-            Some(s) => {
-                if !(s.tau_plus_ms > 0.0 && s.tau_minus_ms > 0.0) {
-                    return Err(SimError::Stdp(
-                        "tau_plus_ms and tau_minus_ms must be > 0".into(),
-                    ));
-                }
-                if s.w_min > s.w_max || !s.w_min.is_finite() || !s.w_max.is_finite() {
-                    return Err(SimError::Stdp(format!(
-                        "w_min = {} must be <= w_max = {}",
-                        s.w_min, s.w_max
-                    )));
-                }
-                (1.0 / s.tau_plus_ms, 1.0 / s.tau_minus_ms)
-            }
+        // The parameters were checked when made (RunParams::new, StdpParams::new).
+        let (inv_tau_plus, inv_tau_minus) = match params.stdp() {
+            Some(s) => (1.0 / s.tau_plus_ms(), 1.0 / s.tau_minus_ms()),
             None => (0.0, 0.0),
         };
-        let plastic = plastic_layout(net, params.stdp.is_some());
+        let plastic = plastic_layout(net, params.stdp().is_some());
         let inv_tau_s: Vec<f64> = net.summation_tau_ms.iter().map(|t| 1.0 / t).collect();
         let (uniform, inv_tau_s_uniform) = uniform_inv_tau(net, &inv_tau_s);
         let (mut lat_min, mut lat_max) = (f64::INFINITY, 0.0f64);
@@ -180,9 +165,9 @@ impl<'a> Simulator<'a> {
             (Vec::new(), Vec::new(), Vec::new())
         };
         let (epoch_ms, ring_len) = epoch_geometry(net.n_edges() > 0, lat_min, lat_max);
-        if params.duration_ms / epoch_ms > 1e9 {
+        if params.duration_ms() / epoch_ms > 1e9 {
             return Err(SimError::TooLong {
-                duration: params.duration_ms,
+                duration: params.duration_ms(),
                 latency: lat_min,
             });
         }

@@ -67,7 +67,7 @@ impl Simulator<'_> {
         self.check_inputs(ws, weights, stimulus, spec)?;
         self.reset(ws);
         let mut rec = self.empty_recording(spec);
-        let mut snapshots = SnapshotSchedule::new(spec, self.params.duration_ms);
+        let mut snapshots = SnapshotSchedule::new(spec, self.params.duration_ms());
         let mut ctx = Ctx {
             sim: self,
             weights,
@@ -75,16 +75,8 @@ impl Simulator<'_> {
             rec: &mut rec,
             totals: RunTotals::default(),
             origin: 0.0,
-            stdp: self.params.stdp.unwrap_or(StdpParams {
-                a_plus: 0.0,
-                a_minus: 0.0,
-                tau_plus_ms: 1.0,
-                tau_minus_ms: 1.0,
-                w_min: 0.0,
-                w_max: 0.0,
-                lost_arrivals_count: false,
-            }),
-            lost_count_stdp: self.params.stdp.is_some_and(|p| p.lost_arrivals_count),
+            stdp: self.params.stdp().copied().unwrap_or(StdpParams::OFF),
+            lost_count_stdp: self.params.stdp().is_some_and(|p| p.lost_arrivals_count()),
         };
         self.run_epochs(ws, &mut ctx, &mut snapshots);
         // Snapshots after the last processed epoch see the final weights.
@@ -153,7 +145,7 @@ impl Simulator<'_> {
             rec.lost_counts = vec![0; n];
         }
         if let Some(bw) = spec.activity_bin_ms {
-            rec.activity_bins = ((self.params.duration_ms / bw).ceil() as usize).max(1);
+            rec.activity_bins = ((self.params.duration_ms() / bw).ceil() as usize).max(1);
             rec.activity = vec![0; n * rec.activity_bins];
         }
         rec
@@ -174,7 +166,7 @@ impl Simulator<'_> {
     /// nothing in flight are skipped.
     fn run_epochs(&self, ws: &mut Workspace, ctx: &mut Ctx, snapshots: &mut SnapshotSchedule) {
         let mask = (self.ring_len - 1) as u64;
-        let last_epoch = self.epoch_of(self.params.duration_ms);
+        let last_epoch = self.epoch_of(self.params.duration_ms());
         let mut stim_cursor = 0usize;
         let mut pending = 0usize;
         let mut epoch: u64 = 0;
@@ -272,12 +264,12 @@ impl Simulator<'_> {
         mask: u64,
         pending: &mut usize,
     ) {
-        let duration = self.params.duration_ms;
+        let duration = self.params.duration_ms();
         let epoch_end = (epoch + 1) as f64 * self.epoch_ms;
         loop {
             let snap = snapshots.due_before(epoch_end);
             let limit = snap.unwrap_or(f64::INFINITY).min(duration);
-            match (self.params.stdp.is_some(), self.tables) {
+            match (self.params.stdp().is_some(), self.tables) {
                 (true, true) => ctx.phase::<true, true>(ws, limit, epoch, mask, pending),
                 (true, false) => ctx.phase::<true, false>(ws, limit, epoch, mask, pending),
                 (false, true) => ctx.phase::<false, true>(ws, limit, epoch, mask, pending),
