@@ -542,14 +542,14 @@ fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()
         if idx.is_empty() {
             continue;
         }
-        let l = crate::network::quantiles(
+        let l = crate::report::quantiles(
             &idx.iter()
                 .map(|&e| net.edge_latency_ms[e])
                 .collect::<Vec<_>>(),
             &qs,
         );
         let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
-        let rq = crate::network::quantiles(&r, &qs);
+        let rq = crate::report::quantiles(&r, &qs);
         let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
         let fmt = |v: &[f64]| {
             v.iter()
@@ -567,7 +567,7 @@ fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()
         );
     }
     if let Some(dir) = export {
-        crate::network::export::export_npy(&net, dir)
+        crate::report::export_network_npy(&net, dir)
             .with_context(|| format!("{}: network export failed", dir.display()))?;
         println!(
             "\nexported to {} (layout: {}/README.md)",

@@ -212,7 +212,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         total_arrivals: Some(totals.arrivals),
         images_encoded: n,
     };
-    report.network = Some(net.summary());
+    report.network = Some(crate::report::network_summary(&net));
     report.figures = vec![fig1.into(), fig_conf.into()];
     let x = &mut report.extra;
     x.insert("quick".into(), opts.quick.into());

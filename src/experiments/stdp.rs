@@ -318,7 +318,7 @@ fn run(opts: &ExperimentOptions) -> Result<Report, ExperimentError> {
         total_arrivals: Some(train_totals.arrivals + enc_totals.arrivals),
         images_encoded: n_train + 2 * n_embed,
     };
-    report.network = Some(net.summary());
+    report.network = Some(crate::report::network_summary(&net));
     report.figures = vec![fig2.into()];
     let x = &mut report.extra;
     x.insert("quick".into(), opts.quick.into());

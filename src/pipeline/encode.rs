@@ -260,7 +260,7 @@ pub fn encode(
         totals: RunTotals::default(),
         encode_s: 0.0,
         threads: rayon::current_num_threads(),
-        network: net.summary(),
+        network: crate::report::network_summary(&net),
     };
 
     let out = &opts.out;
