@@ -3,7 +3,6 @@
 
 use super::commands::{data_spec, load_config};
 use super::DataArgs;
-use crate::network::EdgeClass;
 use crate::pipeline::{self, Encoder, Scratch};
 use crate::record::RecordSpec;
 use anyhow::{bail, Context, Result};
@@ -45,7 +44,8 @@ pub fn simulate(
         .iter()
         .map(|&c| c as u64)
         .sum();
-    let rate = rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run().duration_ms / 1000.0);
+    let rate =
+        rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run().duration_ms() / 1000.0);
     println!(
         "config      {} ({}), hash {}",
         cfg.experiment(),
@@ -72,7 +72,7 @@ pub fn simulate(
         tot.lost_external
     );
     println!("dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
-    if cfg.run().stdp.is_some() {
+    if cfg.run().stdp().is_some() {
         let c = crate::experiments::weight_change(&net.plastic_edges(), &net.edge_weight, weights);
         println!(
             "stdp        {} updates; plastic edges {:.1}% up, {:.1}% down, {:.1}% turned inhibitory, {:.1}% turned excitatory, {:.1}% unchanged",
@@ -86,7 +86,7 @@ pub fn simulate(
     }
     println!(
         "timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)",
-        cfg.run().duration_ms,
+        cfg.run().duration_ms(),
         sim_s * 1e3,
         tot.arrivals as f64 / sim_s
     );
@@ -123,8 +123,6 @@ pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Resul
         net.memory_bytes() as f64 / 1e6,
         crate::sim::Simulator::new(&net, cfg.run())?.state_bytes() as f64 / 1e6
     );
-    let rr = net.refraction_ratio();
-    let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
     println!("\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
     println!(
         "{:<22} {:>8}  {:>44}  {:>44}  {:>7}",
@@ -134,44 +132,24 @@ pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Resul
         "refraction ratio: min / p10 / median / p90 / max",
         "<= 1"
     );
-    for c in [
-        EdgeClass::InputToRecurrent,
-        EdgeClass::RecurrentToRecurrent,
-        EdgeClass::InputToInput,
-        EdgeClass::RecurrentToInput,
-    ] {
-        let idx: Vec<usize> = (0..net.n_edges())
-            .filter(|&e| net.edge_class[e] == c)
-            .collect();
-        if idx.is_empty() {
-            continue;
-        }
-        let l = crate::network::quantiles(
-            &idx.iter()
-                .map(|&e| net.edge_latency_ms[e])
-                .collect::<Vec<_>>(),
-            &qs,
-        );
-        let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
-        let rq = crate::network::quantiles(&r, &qs);
-        let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
-        let fmt = |v: &[f64]| {
-            v.iter()
-                .map(|x| format!("{x:.3}"))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        };
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    for row in crate::report::EdgeClassStats::table(&net) {
         println!(
             "{:<22} {:>8}  {:>44}  {:>44}  {:>6.1}%",
-            format!("{c:?}"),
-            idx.len(),
-            fmt(&l),
-            fmt(&rq),
-            100.0 * below
+            format!("{:?}", row.class),
+            row.edges,
+            fmt(&row.latency_ms_quantiles),
+            fmt(&row.refraction_ratio_quantiles),
+            100.0 * row.share_refraction_ratio_at_most_1
         );
     }
     if let Some(dir) = export {
-        crate::network::export::export_npy(&net, dir)
+        crate::report::export_network_npy(&net, dir)
             .with_context(|| format!("{}: network export failed", dir.display()))?;
         println!(
             "\nexported to {} (layout: {}/README.md)",
@@ -213,7 +191,7 @@ pub fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
         activations += rec.totals.activations;
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run().duration_ms, stimuli.len());
+    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run().duration_ms(), stimuli.len());
     println!("  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
     println!(
         "  arrivals per digit   {:.3e}",

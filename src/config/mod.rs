@@ -313,10 +313,12 @@ impl RawConfig {
             seed: self.seed,
             network,
             plastic_edges,
-            run: RunParams {
-                duration_ms: duration,
-                stdp,
-            },
+            run: RunParams::new(duration, stdp).map_err(|e| match e {
+                crate::sim::SimError::Param { value, why, .. } => {
+                    c.bad("simulation.duration_ms", value, &why)
+                }
+                other => c.bad("simulation.duration_ms", duration, &other.to_string()),
+            })?,
             stimulus,
             embedding,
             evaluation,
@@ -493,16 +495,23 @@ impl Checker<'_> {
                 &format!("w_min > w_max = {}", s.w_max),
             ));
         }
-        let stdp = Some(StdpParams {
-            a_plus: c.non_negative("stdp.a_plus", s.a_plus)?,
-            a_minus: c.non_negative("stdp.a_minus", s.a_minus)?,
-            tau_plus_ms: c.positive("stdp.tau_plus_ms", s.tau_plus_ms)?,
-            tau_minus_ms: c.positive("stdp.tau_minus_ms", s.tau_minus_ms)?,
-            w_min: c.finite("stdp.w_min", s.w_min)?,
-            w_max: c.finite("stdp.w_max", s.w_max)?,
-            lost_arrivals_count: s.lost_arrivals_count,
-        });
-        Ok((s.plastic_edges.classes(), stdp))
+        let stdp = StdpParams::new(
+            c.non_negative("stdp.a_plus", s.a_plus)?,
+            c.non_negative("stdp.a_minus", s.a_minus)?,
+            c.positive("stdp.tau_plus_ms", s.tau_plus_ms)?,
+            c.positive("stdp.tau_minus_ms", s.tau_minus_ms)?,
+            c.finite("stdp.w_min", s.w_min)?,
+            c.finite("stdp.w_max", s.w_max)?,
+            s.lost_arrivals_count,
+        )
+        // The engine's own check, reported under the config's key.
+        .map_err(|e| match e {
+            crate::sim::SimError::Param { name, value, why } => {
+                c.bad(&format!("stdp.{name}"), value, &why)
+            }
+            other => c.bad("stdp", "", &other.to_string()),
+        })?;
+        Ok((s.plastic_edges.classes(), Some(stdp)))
     }
 
     fn stimulus(&self, st: &RawStimulus, duration: f64) -> Result<StimulusParams, ConfigError> {

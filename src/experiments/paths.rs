@@ -34,7 +34,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     refuse(opts, "1 (paths)")?;
     let (raw, path) = raw_config(opts, "paths")?;
     let cfg = raw.check(&path)?.with_all_paths_methods();
-    if cfg.run().stdp.is_some() {
+    if cfg.run().stdp().is_some() {
         return Err(ExperimentError::Unsuitable(
             "experiment 1 (paths) runs without plasticity: set stdp.enabled = false".into(),
         ));
@@ -107,7 +107,7 @@ fn add_context(
     let x = &mut report.extra;
     x.insert("quick".into(), quick.into());
     x.insert("primary_method".into(), primary.name().into());
-    x.insert("duration_ms".into(), cfg.run().duration_ms.into());
+    x.insert("duration_ms".into(), cfg.run().duration_ms().into());
     x.insert("window_ms".into(), p.window_ms().into());
     x.insert("hash_dim".into(), p.dim().into());
     x.insert(
@@ -119,7 +119,7 @@ fn add_context(
         format!(
             "All embeddings come from the same {} runs of {} ms each; baselines use the same splits, k and metric.",
             report.dataset.n,
-            cfg.run().duration_ms
+            cfg.run().duration_ms()
         ),
         "No parameter was chosen on a held-out set: choices were made on the built-in data with this repeated-split protocol (docs/experiments/paths.md).".into(),
     ]);

@@ -216,10 +216,7 @@ fn embed_frozen(
     what: &str,
     observer: &dyn Observer,
 ) -> Result<(MemoryViews, RunTotals), ExperimentError> {
-    let frozen = RunParams {
-        duration_ms: cfg.run().duration_ms,
-        stdp: None,
-    };
+    let frozen = RunParams::new(cfg.run().duration_ms(), None)?;
     let encoder = Encoder::with_run(net, cfg, &frozen)?.with_initial_weights(weights)?;
     observer.observe(Event::Started {
         task: format!("embedding ({what})"),
@@ -249,7 +246,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     refuse(opts, "2 (stdp)")?;
     let (raw, path) = raw_config(opts, "stdp")?;
     let cfg = raw.check(&path)?.with_all_paths_methods();
-    if cfg.run().stdp.is_none() || cfg.plastic_edges().is_empty() {
+    if cfg.run().stdp().is_none() || cfg.plastic_edges().is_empty() {
         return Err(ExperimentError::Unsuitable(
             "experiment 2 (stdp) needs plasticity: set stdp.enabled = true and stdp.plastic_edges"
                 .into(),
@@ -269,7 +266,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     let net = cfg.build_network()?;
     let learner = Encoder::new(&net, &cfg)?;
     learner.check_images(&set, "images")?;
-    let duration = cfg.run().duration_ms;
+    let duration = cfg.run().duration_ms();
     let plastic = net.plastic_edges();
     observer.observe(Event::Info(format!(
         "experiment 2 (stdp): {n_train} training images in sequence, then {n_embed} embedded twice; {} edges ({} plastic), {duration} ms per image",
@@ -366,7 +363,7 @@ struct RunFacts<'a> {
 impl RunFacts<'_> {
     fn fill(&self, report: &mut Report) {
         let n_embed = self.labels.len();
-        let duration = self.cfg.run().duration_ms;
+        let duration = self.cfg.run().duration_ms();
         report.config_hash = self.cfg.hash().to_string();
         report.seed = self.cfg.seed();
         report.dataset = DatasetInfo {

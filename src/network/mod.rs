@@ -10,7 +10,6 @@
 //! the seeded builders in [`builders`] (two-population layered / SBM).
 
 mod builders;
-pub mod export;
 
 pub use builders::{
     build_two_population, Distribution, NodeParamsSpec, Population, TwoPopulationSpec, WeightSpec,
@@ -331,69 +330,6 @@ impl Network {
             + (n + 1) * 4 * 2
             + m * (4 + 4 + 8 + 8 + 8 + 4 + 1 + 1)
             + self.in_plastic_edges.len() * 4
-    }
-}
-
-/// Quantiles of a sample (sorted copy).
-pub fn quantiles(v: &[f64], qs: &[f64]) -> Vec<f64> {
-    let mut s: Vec<f64> = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    qs.iter()
-        .map(|q| {
-            if s.is_empty() {
-                f64::NAN
-            } else {
-                s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
-            }
-        })
-        .collect()
-}
-
-impl Network {
-    /// A JSON summary of the network: sizes and, per edge class, latency and
-    /// refraction-ratio quantiles.
-    pub fn summary(&self) -> serde_json::Value {
-        let net = self;
-        let lat = &net.edge_latency_ms;
-        let rr = net.refraction_ratio();
-        let classes = [
-            EdgeClass::InputToRecurrent,
-            EdgeClass::RecurrentToRecurrent,
-            EdgeClass::InputToInput,
-            EdgeClass::RecurrentToInput,
-        ];
-        let mut by_class = serde_json::Map::new();
-        let qs = [0.0, 0.1, 0.5, 0.9, 1.0];
-        for c in classes {
-            let idx: Vec<usize> = (0..net.n_edges())
-                .filter(|&e| net.edge_class[e] == c)
-                .collect();
-            if idx.is_empty() {
-                continue;
-            }
-            let l: Vec<f64> = idx.iter().map(|&e| lat[e]).collect();
-            let r: Vec<f64> = idx.iter().map(|&e| rr[e]).collect();
-            let below = r.iter().filter(|&&x| x <= 1.0).count() as f64 / r.len() as f64;
-            by_class.insert(
-            format!("{c:?}"),
-            serde_json::json!({
-                "edges": idx.len(),
-                "latency_ms_quantiles_0_10_50_90_100": quantiles(&l, &qs),
-                "refraction_ratio_quantiles_0_10_50_90_100": quantiles(&r, &qs),
-                "share_refraction_ratio_at_most_1": below,
-                "excitatory_share": idx.iter().filter(|&&e| net.edge_weight[e] > 0.0).count() as f64 / idx.len() as f64,
-                "plastic": idx.iter().filter(|&&e| net.edge_plastic[e]).count(),
-            }),
-        );
-        }
-        serde_json::json!({
-            "nodes": net.n_nodes(),
-            "input_nodes": net.n_input(),
-            "recurrent_nodes": net.n_recurrent(),
-            "edges": net.n_edges(),
-            "by_class": by_class,
-            "network_bytes": net.memory_bytes(),
-        })
     }
 }
 

@@ -72,7 +72,7 @@ impl<'a> Encoder<'a> {
         run: &RunParams,
     ) -> Result<Encoder<'a>, PipelineError> {
         let sim = Simulator::new(net, run)?;
-        let embedder = Embedder::new(net, cfg.embedding(), cfg.run().duration_ms, cfg.seed())?;
+        let embedder = Embedder::new(net, cfg.embedding(), cfg.run().duration_ms(), cfg.seed())?;
         // Pixel i drives node i (the input nodes come first): its train is
         // capped by the R the engine applies to node i.
         let input_refractory_ms = net.refractory_period_ms[..net.n_input()].to_vec();

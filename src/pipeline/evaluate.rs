@@ -706,7 +706,7 @@ fn dir_report(
         images_encoded: m.n_rows,
     };
     rep.network = Some(m.network.clone());
-    let duration = cfg.run().duration_ms;
+    let duration = cfg.run().duration_ms();
     let dynamics = dynamics_summary(&totals, m.n_rows, m.n_recurrent, duration);
     let x = &mut rep.extra;
     x.insert(

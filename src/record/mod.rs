@@ -32,6 +32,16 @@ pub struct Activation {
     pub causal_edge: Option<EdgeId>,
 }
 
+/// One activation imposed from outside the network (a stimulus spike): node
+/// `node` is driven to activate at `time_ms`, subject to its refractory period.
+/// The stimulus stage produces these and the engine consumes them; it lives
+/// here, beside [`Activation`], so neither stage has to import the other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExternalActivation {
+    pub node: NodeId,
+    pub time_ms: f64,
+}
+
 /// Weights of the recorded edge set at one time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightSnapshot {
@@ -82,9 +92,6 @@ pub struct Recording {
     pub snapshots: Vec<WeightSnapshot>,
     pub totals: RunTotals,
 }
-
-// TEMP(merge): moves here from sim in the core refactor.
-pub use crate::sim::ExternalActivation;
 
 #[cfg(test)]
 mod tests {

@@ -15,10 +15,12 @@
 //! computation are seconds of wall time.
 
 mod markdown;
+mod network;
 mod pca;
 mod plot;
 
 pub use markdown::render_markdown;
+pub use network::{export_network_npy, network_summary, quantiles, EdgeClassStats};
 pub use pca::{pca, pca_with_variance, Pca};
 pub use plot::{
     plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
@@ -258,11 +260,6 @@ fn write_atomic_report(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-// TEMP(merge): the network summary moves here from the core.
-pub fn network_summary(net: &crate::network::Network) -> serde_json::Value {
-    net.summary()
 }
 
 #[cfg(test)]

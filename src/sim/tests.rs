@@ -2,10 +2,14 @@
 //! invariants.
 
 use super::*;
+use crate::network::Network;
 use crate::network::{
     build_two_population, Distribution, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
     TwoPopulationSpec, WeightSpec,
 };
+use crate::record::{ExternalActivation, RecordSpec, Recording};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 fn node(r: f64, theta: f64, tau: f64) -> NodeSpec {
     NodeSpec {
@@ -47,16 +51,7 @@ fn run(
         node_counts: true,
         ..Default::default()
     };
-    simulate(
-        net,
-        &RunParams {
-            duration_ms: dur,
-            stdp,
-        },
-        s,
-        &spec,
-    )
-    .unwrap()
+    simulate(net, &RunParams::new(dur, stdp).unwrap(), s, &spec).unwrap()
 }
 
 fn activations_of(rec: &Recording, node: u32) -> Vec<f64> {
@@ -188,15 +183,7 @@ fn inhibition_cancels() {
 }
 
 fn stdp(a_plus: f64, a_minus: f64, w_min: f64, w_max: f64) -> StdpParams {
-    StdpParams {
-        a_plus,
-        a_minus,
-        tau_plus_ms: 20.0,
-        tau_minus_ms: 30.0,
-        w_min,
-        w_max,
-        lost_arrivals_count: true,
-    }
+    StdpParams::new(a_plus, a_minus, 20.0, 30.0, w_min, w_max, true).unwrap()
 }
 
 /// Node 0 -> node 2 is the plastic, sub-threshold edge under test; node 1 -> 2
@@ -289,8 +276,7 @@ fn lost_arrival_counts_for_stdp_only_when_asked() {
     let (rec, w) = run(&net, Some(stdp(0.01, 0.02, -1.0, 1.0)), &s, 10.0);
     assert_eq!(rec.totals.lost_arrivals, 1);
     assert!(w[0] < 0.1);
-    let mut p = stdp(0.01, 0.02, -1.0, 1.0);
-    p.lost_arrivals_count = false;
+    let p = StdpParams::new(0.01, 0.02, 20.0, 30.0, -1.0, 1.0, false).unwrap();
     let (_, w) = run(&net, Some(p), &s, 10.0);
     assert_eq!(w[0], 0.1);
 }
@@ -304,10 +290,7 @@ fn weight_snapshots_hold_weights_at_their_times() {
         ..Default::default()
     };
     let mut w = net.edge_weight.clone();
-    let params = RunParams {
-        duration_ms: 8.0,
-        stdp: Some(stdp(0.01, 0.02, -1.0, 1.0)),
-    };
+    let params = RunParams::new(8.0, Some(stdp(0.01, 0.02, -1.0, 1.0))).unwrap();
     let rec = Simulator::new(&net, &params)
         .unwrap()
         .run(
@@ -329,25 +312,14 @@ fn weight_snapshots_hold_weights_at_their_times() {
 #[test]
 fn bad_inputs_are_errors() {
     let net = pair_network(0.1);
-    let p = RunParams {
-        duration_ms: 10.0,
-        stdp: None,
-    };
+    let p = RunParams::new(10.0, None).unwrap();
     let spec = RecordSpec::default();
     let e = simulate(&net, &p, &stim(&[(9, 0.0)]), &spec).unwrap_err();
     assert!(e.to_string().contains("node 9"));
     let e = simulate(&net, &p, &stim(&[(0, f64::NAN)]), &spec).unwrap_err();
     assert!(e.to_string().contains("time_ms"));
-    let e = simulate(
-        &net,
-        &RunParams {
-            duration_ms: -1.0,
-            stdp: None,
-        },
-        &[],
-        &spec,
-    )
-    .unwrap_err();
+    // A bad duration is refused when the parameters are made, before any run.
+    let e = RunParams::new(-1.0, None).unwrap_err();
     assert!(e.to_string().contains("duration_ms"));
     let mut w = vec![0.0; 1];
     let sim = Simulator::new(&net, &p).unwrap();
@@ -467,12 +439,12 @@ fn reference_simulation(
         } else {
             let e = e as usize;
             let wv = w[e] as f64;
-            if net.edge_plastic[e] && (!refr || p.lost_arrivals_count) {
-                let yv = y[j] * (-(t - ty[j]) / p.tau_minus_ms).exp();
+            if net.edge_plastic[e] && (!refr || p.lost_arrivals_count()) {
+                let yv = y[j] * (-(t - ty[j]) / p.tau_minus_ms()).exp();
                 if yv > 0.0 {
-                    w[e] = (wv - p.a_minus * yv).clamp(p.w_min, p.w_max) as f32;
+                    w[e] = (wv - p.a_minus() * yv).clamp(p.w_min(), p.w_max()) as f32;
                 }
-                x[e] = x[e] * (-(t - tx[e]) / p.tau_plus_ms).exp() + 1.0;
+                x[e] = x[e] * (-(t - tx[e]) / p.tau_plus_ms()).exp() + 1.0;
                 tx[e] = t;
             }
             if refr {
@@ -495,11 +467,11 @@ fn reference_simulation(
         acts.push((j as u32, t));
         for e in 0..net.n_edges() {
             if net.edge_plastic[e] && net.edge_target[e] as usize == j && x[e] > 0.0 {
-                let xv = x[e] * (-(t - tx[e]) / p.tau_plus_ms).exp();
-                w[e] = (w[e] as f64 + p.a_plus * xv).clamp(p.w_min, p.w_max) as f32;
+                let xv = x[e] * (-(t - tx[e]) / p.tau_plus_ms()).exp();
+                w[e] = (w[e] as f64 + p.a_plus() * xv).clamp(p.w_min(), p.w_max()) as f32;
             }
         }
-        y[j] = y[j] * (-(t - ty[j]) / p.tau_minus_ms).exp() + 1.0;
+        y[j] = y[j] * (-(t - ty[j]) / p.tau_minus_ms()).exp() + 1.0;
         ty[j] = t;
         for e in net.out_edges(j as u32) {
             heap.push(Reverse(Ev(
@@ -523,10 +495,7 @@ fn check_against_reference(
     tables: bool,
 ) {
     let (ref_acts, ref_w) = reference_simulation(net, p, s, dur);
-    let params = RunParams {
-        duration_ms: dur,
-        stdp: Some(*p),
-    };
+    let params = RunParams::new(dur, Some(*p)).unwrap();
     let sim = if tables {
         Simulator::new(net, &params).unwrap()
     } else {
@@ -561,16 +530,12 @@ fn check_against_reference(
     assert!(ref_w != net.edge_weight, "STDP changed nothing");
 }
 
+fn reference_stdp_with(tau_plus_ms: f64, tau_minus_ms: f64, lost_count: bool) -> StdpParams {
+    StdpParams::new(0.02, 0.04, tau_plus_ms, tau_minus_ms, -1.0, 1.0, lost_count).unwrap()
+}
+
 fn reference_stdp() -> StdpParams {
-    StdpParams {
-        a_plus: 0.02,
-        a_minus: 0.04,
-        tau_plus_ms: 16.0,
-        tau_minus_ms: 32.0,
-        w_min: -1.0,
-        w_max: 1.0,
-        lost_arrivals_count: true,
-    }
+    reference_stdp_with(16.0, 32.0, true)
 }
 
 #[test]
@@ -579,8 +544,7 @@ fn engine_matches_naive_reference_implementation() {
     let s = test_stimulus(36, 5);
     check_against_reference(&net, &reference_stdp(), &s, 100.0, true);
     check_against_reference(&net, &reference_stdp(), &s, 100.0, false);
-    let mut p = reference_stdp();
-    p.lost_arrivals_count = false;
+    let p = reference_stdp_with(16.0, 32.0, false);
     check_against_reference(&net, &p, &s, 100.0, true);
 }
 
@@ -592,9 +556,7 @@ fn long_runs_move_the_origin_and_stay_exact() {
     for t in net.summation_tau_ms.iter_mut() {
         *t = 0.5;
     }
-    let mut p = reference_stdp();
-    p.tau_plus_ms = 2.0;
-    p.tau_minus_ms = 4.0;
+    let p = reference_stdp_with(2.0, 4.0, true);
     let s: Vec<ExternalActivation> = (0..4)
         .flat_map(|k| {
             test_stimulus(36, 9)
@@ -623,10 +585,7 @@ fn heterogeneous_time_constants_use_the_direct_path() {
 fn same_seed_same_bits_at_one_and_two_threads() {
     use rayon::prelude::*;
     let net = test_network(40, 3);
-    let p = RunParams {
-        duration_ms: 100.0,
-        stdp: Some(stdp(0.02, 0.04, -1.0, 1.0)),
-    };
+    let p = RunParams::new(100.0, Some(stdp(0.02, 0.04, -1.0, 1.0))).unwrap();
     let spec = RecordSpec {
         activations: true,
         node_counts: true,
@@ -674,10 +633,7 @@ fn snapshots_inside_an_epoch_do_not_change_the_dynamics() {
     // still be processed once, at its own target. (A phase used to take the
     // next group's resume cursor as this group's end, replaying events.)
     let net = test_network(40, 7);
-    let p = RunParams {
-        duration_ms: 100.0,
-        stdp: Some(reference_stdp()),
-    };
+    let p = RunParams::new(100.0, Some(reference_stdp())).unwrap();
     let plain = RecordSpec {
         activations: true,
         node_counts: true,
@@ -712,4 +668,42 @@ fn snapshots_inside_an_epoch_do_not_change_the_dynamics() {
             assert_eq!(w0, w1);
         }
     }
+}
+
+#[test]
+fn parameters_are_checked_when_made_and_errors_name_them() {
+    let ok = StdpParams::new(0.01, 0.02, 20.0, 30.0, -1.0, 1.0, true).unwrap();
+    assert_eq!(
+        (
+            ok.a_plus(),
+            ok.a_minus(),
+            ok.tau_plus_ms(),
+            ok.tau_minus_ms()
+        ),
+        (0.01, 0.02, 20.0, 30.0)
+    );
+    assert_eq!(
+        (ok.w_min(), ok.w_max(), ok.lost_arrivals_count()),
+        (-1.0, 1.0, true)
+    );
+    let bad = |e: SimError| match e {
+        SimError::Param { name, value, .. } => (name, value),
+        other => panic!("not a parameter error: {other}"),
+    };
+    let e = StdpParams::new(-0.5, 0.02, 20.0, 30.0, -1.0, 1.0, true).unwrap_err();
+    assert_eq!(e.to_string(), "a_plus = -0.5: must be finite and >= 0");
+    let e = StdpParams::new(0.01, 0.02, 0.0, 30.0, -1.0, 1.0, true).unwrap_err();
+    assert_eq!(bad(e), ("tau_plus_ms", 0.0));
+    let e = StdpParams::new(0.01, 0.02, 20.0, f64::INFINITY, -1.0, 1.0, true).unwrap_err();
+    assert_eq!(bad(e), ("tau_minus_ms", f64::INFINITY));
+    let e = StdpParams::new(0.01, 0.02, 20.0, 30.0, 2.0, 1.0, true).unwrap_err();
+    assert_eq!(e.to_string(), "w_min = 2: must be <= w_max = 1");
+    let e = StdpParams::new(0.01, 0.02, 20.0, 30.0, -1.0, f64::NAN, true).unwrap_err();
+    assert_eq!(bad(e).0, "w_max");
+    let run = RunParams::new(50.0, Some(ok)).unwrap();
+    assert_eq!((run.duration_ms(), run.stdp()), (50.0, Some(&ok)));
+    assert_eq!(
+        bad(RunParams::new(f64::NAN, None).unwrap_err()).0,
+        "duration_ms"
+    );
 }

@@ -1,0 +1,350 @@
+//! The dynamics: what one event does at its target (arrival, integration,
+//! activation, emission) and the STDP updates it triggers. This is the hot
+//! path; the run loop in `run.rs` only feeds it epoch by epoch.
+//!
+//! Everything here is generic over `STDP` (plasticity on) and `TABLES` (the
+//! per-edge factor tables are used instead of `exp` per arrival), so each of
+//! the four combinations compiles to its own loop with no runtime test of
+//! either. The helpers are `#[inline(always)]`; `phase` and `activate` are the
+//! only `#[inline(never)]` boundaries (one per epoch phase, one per activation).
+
+use super::events::{Ev, EXTERNAL, NOT_PLASTIC};
+use super::params::StdpParams;
+use super::prepare::Simulator;
+use super::run::Workspace;
+use crate::network::{EdgeId, NodeId};
+use crate::record::{Activation, RecordSpec, Recording, RunTotals};
+use std::cmp::Reverse;
+
+/// The dynamic state of the nodes and plastic edges during one run. Decaying
+/// quantities are stored scaled by exp((t - origin)/tau) (see the `sim` doc).
+#[derive(Debug, Default)]
+pub(super) struct NodeState {
+    /// The activations of the epoch being processed (sorted at flush).
+    epoch_activations: Vec<Activation>,
+    /// Scaled potential: u_j(t) = potential[j] * exp(-(t - origin)/tau_s).
+    potential: Vec<f64>,
+    last_activation: Vec<f64>,
+    /// Scaled post trace: y_j(t) = post_trace[j] * exp(-(t - origin)/tau_minus).
+    post_trace: Vec<f64>,
+    /// Scaled pre trace per plastic index.
+    pre_trace: Vec<f64>,
+    /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
+    /// tau_plus, tau_minus.
+    emission_factor: Vec<[f64; 3]>,
+}
+
+impl NodeState {
+    /// The state at rest: potentials 0, no node refractory, traces empty.
+    pub(super) fn reset(&mut self, n: usize, n_plastic: usize) {
+        fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
+            v.clear();
+            v.resize(len, x);
+        }
+        fill(&mut self.potential, n, 0.0);
+        fill(&mut self.last_activation, n, f64::NEG_INFINITY);
+        fill(&mut self.post_trace, n, 0.0);
+        fill(&mut self.pre_trace, n_plastic, 0.0);
+        self.emission_factor.clear();
+        self.epoch_activations.clear();
+    }
+}
+
+/// The mutable context of one run.
+pub(super) struct Ctx<'s, 'a, 'w> {
+    pub(super) sim: &'s Simulator<'a>,
+    pub(super) weights: &'w mut [f32],
+    pub(super) spec: &'w RecordSpec,
+    pub(super) rec: &'w mut Recording,
+    pub(super) totals: RunTotals,
+    pub(super) origin: f64,
+    /// The STDP parameters (zeros when off), and whether a lost arrival counts.
+    pub(super) stdp: StdpParams,
+    pub(super) lost_count_stdp: bool,
+}
+
+impl Ctx<'_, '_, '_> {
+    /// Moves the origin of the scaled quantities to `new_origin`.
+    pub(super) fn rebase(&mut self, ws: &mut Workspace, new_origin: f64) {
+        let s = self.sim;
+        let st = &mut ws.state;
+        let shift = new_origin - self.origin;
+        for (j, u) in st.potential.iter_mut().enumerate() {
+            *u *= (-shift * s.inv_tau_s[j]).exp();
+        }
+        let dp = (-shift * s.inv_tau_plus).exp();
+        let dm = (-shift * s.inv_tau_minus).exp();
+        let ds = (-shift * s.inv_tau_s_uniform).exp();
+        for y in st.post_trace.iter_mut() {
+            *y *= dm;
+        }
+        for x in st.pre_trace.iter_mut() {
+            *x *= dp;
+        }
+        for f in st.emission_factor.iter_mut() {
+            f[0] *= ds;
+            f[1] *= dp;
+            f[2] *= dm;
+        }
+        self.origin = new_origin;
+    }
+
+    /// Appends the epoch's activations in (time, node) order.
+    pub(super) fn flush_activations(&mut self, ws: &mut Workspace) {
+        let acts = &mut ws.state.epoch_activations;
+        if !acts.is_empty() {
+            acts.sort_unstable_by(|a, b| a.time_ms.total_cmp(&b.time_ms).then(a.node.cmp(&b.node)));
+            self.rec.activations.append(acts);
+        }
+    }
+
+    /// Processes, target by target, every grouped event with time <= limit.
+    #[inline(never)]
+    pub(super) fn phase<const STDP: bool, const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        limit: f64,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
+        for gi in 0..ws.queue.touched.len() {
+            let j = ws.queue.touched[gi] as usize;
+            // The group ends where the next one starts (group_start is never
+            // advanced; the cursor is, so a later phase resumes at it).
+            let end = ws.queue.group_end(gi);
+            let mut c = ws.queue.group_cursor[gi] as usize;
+            while c < end {
+                let k = ws.queue.grouped[c];
+                if k.t() > limit {
+                    break;
+                }
+                c += 1;
+                self.process::<STDP, TABLES>(ws, j, k, epoch, mask, pending);
+            }
+            ws.queue.group_cursor[gi] = c as u32;
+        }
+    }
+
+    /// Processes one event at target j.
+    #[inline(always)]
+    fn process<const STDP: bool, const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        k: Ev,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
+        let s = self.sim;
+        let net = s.net;
+        let t = k.t();
+        let edge = (k.low >> 32) as u32;
+        let emission = k.low as u32 as usize;
+        let refractory = t - ws.state.last_activation[j] < net.refractory_period_ms[j];
+        let cause;
+        if edge == EXTERNAL {
+            self.totals.external_activations += 1;
+            if refractory {
+                self.totals.lost_external += 1;
+                return;
+            }
+            cause = None;
+        } else {
+            let e = edge as usize;
+            self.totals.arrivals += 1;
+            let pi = k.plastic;
+            if refractory {
+                self.totals.lost_arrivals += 1;
+                if self.spec.node_counts {
+                    self.rec.lost_counts[j] += 1;
+                }
+                if !STDP || pi == NOT_PLASTIC || !self.lost_count_stdp {
+                    return;
+                }
+            }
+            let w = self.weights[e] as f64;
+            if STDP && pi != NOT_PLASTIC {
+                self.depress::<TABLES>(ws, j, e, pi as usize, t, emission, w);
+            }
+            if refractory {
+                return;
+            }
+            let g = if TABLES {
+                ws.state.emission_factor[emission][0] * s.f_s[e]
+            } else {
+                ((t - self.origin) * s.inv_tau_s[j]).exp()
+            };
+            let u = ws.state.potential[j] + w * g;
+            if u < net.threshold[j] * g {
+                ws.state.potential[j] = u;
+                return;
+            }
+            cause = Some(edge as EdgeId);
+        }
+        self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask, pending);
+    }
+
+    /// STDP at a plastic arrival on edge `e` (plastic index `pi`) of weight
+    /// `w`: depression from earlier post activations, then the pre trace.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn depress<const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        e: usize,
+        pi: usize,
+        t: f64,
+        emission: usize,
+        w: f64,
+    ) {
+        let s = self.sim;
+        let p = self.stdp;
+        let st = &mut ws.state;
+        let (g_plus, g_minus) = if TABLES {
+            let f = st.emission_factor[emission];
+            (f[1] * s.f_plus[pi], f[2] * s.f_minus[pi])
+        } else {
+            (
+                ((t - self.origin) * s.inv_tau_plus).exp(),
+                ((t - self.origin) * s.inv_tau_minus).exp(),
+            )
+        };
+        let y = st.post_trace[j] / g_minus;
+        if y > 0.0 {
+            self.weights[e] = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
+            self.totals.stdp_updates += 1;
+        }
+        st.pre_trace[pi] += g_plus;
+    }
+
+    /// Node j activates at t (`cause`: the arrival that made it, `None` for
+    /// the stimulus): reset, record, potentiate, emit on every out-edge.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn activate<const STDP: bool, const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        t: f64,
+        cause: Option<EdgeId>,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
+        ws.state.potential[j] = 0.0;
+        ws.state.last_activation[j] = t;
+        self.record_activation(ws, j, t, cause);
+        let rel = t - self.origin;
+        if STDP {
+            self.potentiate(ws, j, rel);
+        }
+        self.emit::<STDP, TABLES>(ws, j, t, rel, epoch, mask, pending);
+    }
+
+    /// Counts and (if asked) records the activation of j at t.
+    #[inline(always)]
+    fn record_activation(&mut self, ws: &mut Workspace, j: usize, t: f64, cause: Option<EdgeId>) {
+        self.totals.activations += 1;
+        if self.spec.node_counts {
+            self.rec.activation_counts[j] += 1;
+        }
+        if let Some(bw) = self.spec.activity_bin_ms {
+            let bins = self.rec.activity_bins;
+            let bin = ((t / bw) as usize).min(bins - 1);
+            self.rec.activity[j * bins + bin] += 1;
+        }
+        if self.spec.activations {
+            ws.state.epoch_activations.push(Activation {
+                node: j as NodeId,
+                time_ms: t,
+                causal_edge: cause,
+            });
+        }
+    }
+
+    /// STDP at an activation of j (`rel` = t - origin): every incoming plastic
+    /// edge is potentiated by its pre trace, then the post trace steps by 1.
+    #[inline(always)]
+    fn potentiate(&mut self, ws: &mut Workspace, j: usize, rel: f64) {
+        let s = self.sim;
+        let p = self.stdp;
+        let st = &mut ws.state;
+        // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
+        let h = (-rel * s.inv_tau_plus).exp();
+        for pi in s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize {
+            let x = st.pre_trace[pi];
+            if x > 0.0 {
+                let e = s.plastic_edge[pi] as usize;
+                self.weights[e] = (self.weights[e] as f64 + p.a_plus() * x * h)
+                    .clamp(p.w_min(), p.w_max()) as f32;
+                self.totals.stdp_updates += 1;
+            }
+        }
+        st.post_trace[j] += (rel * s.inv_tau_minus).exp();
+    }
+
+    /// Queues a signal on every out-edge of j, activated at t (`rel` = t -
+    /// origin): into the ring when it lands within it, else into the heap.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn emit<const STDP: bool, const TABLES: bool>(
+        &mut self,
+        ws: &mut Workspace,
+        j: usize,
+        t: f64,
+        rel: f64,
+        epoch: u64,
+        mask: u64,
+        pending: &mut usize,
+    ) {
+        let s = self.sim;
+        let net = s.net;
+        let (lo, hi) = (net.out_offsets[j] as usize, net.out_offsets[j + 1] as usize);
+        if lo == hi {
+            return;
+        }
+        let emission = ws.state.emission_factor.len() as u32 as u64;
+        if TABLES {
+            ws.state.emission_factor.push([
+                (rel * s.inv_tau_s_uniform).exp(),
+                if STDP {
+                    (rel * s.inv_tau_plus).exp()
+                } else {
+                    0.0
+                },
+                if STDP {
+                    (rel * s.inv_tau_minus).exp()
+                } else {
+                    0.0
+                },
+            ]);
+        }
+        let inv_epoch = 1.0 / s.epoch_ms;
+        let latency = &net.edge_latency_ms[lo..hi];
+        let target = &net.edge_target[lo..hi];
+        let plastic = &s.plastic_index[lo..hi];
+        let q = &mut ws.queue;
+        let mut overflowed = 0usize;
+        for i in 0..latency.len() {
+            let ta = t + latency[i];
+            let b = (ta * inv_epoch) as u64;
+            debug_assert!(b > epoch, "emission fell in its own epoch");
+            let ev = Ev {
+                time: ta.to_bits(),
+                low: (((lo + i) as u64) << 32) | emission,
+                target: target[i],
+                plastic: plastic[i],
+            };
+            if b - epoch <= mask {
+                q.ring[(b & mask) as usize].push(ev);
+            } else {
+                q.overflow.push(Reverse(ev));
+                overflowed += 1;
+            }
+        }
+        *pending += latency.len() - overflowed;
+    }
+}
