@@ -90,6 +90,13 @@ pub fn simulate(
         sim_s * 1e3,
         tot.arrivals as f64 / sim_s
     );
+    print_path(&net, &rec, path_events);
+    Ok(())
+}
+
+/// The first `events` recurrent activations with their causal edges.
+fn print_path(net: &crate::network::Network, rec: &crate::record::Recording, path_events: usize) {
+    let n_in = net.n_input();
     println!("activation path (first {path_events} recurrent events: time ms, node <- causal edge from node):");
     for a in rec
         .activations
@@ -105,7 +112,6 @@ pub fn simulate(
             None => println!("  {:9.4}  node {:4} <- stimulus", a.time_ms, a.node),
         }
     }
-    Ok(())
 }
 
 pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()> {

@@ -15,6 +15,18 @@ pub fn render_markdown(report: &Report) -> String {
 }
 
 fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
+    header(s, r)?;
+    dataset(s, r)?;
+    protocol(s, r)?;
+    results(s, r)?;
+    per_class(s, r)?;
+    timing(s, r)?;
+    trailer(s, r)?;
+    Ok(())
+}
+
+/// Title line: experiment, version, config hash, seed.
+fn header(s: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(s, "# {}\n", esc(&r.experiment))?;
     writeln!(
         s,
@@ -23,7 +35,11 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
         esc(&r.config_hash),
         r.seed
     )?;
+    Ok(())
+}
 
+/// The images used.
+fn dataset(s: &mut String, r: &Report) -> std::fmt::Result {
     let d = &r.dataset;
     writeln!(s, "## Dataset\n")?;
     writeln!(
@@ -51,7 +67,11 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
             .collect();
         writeln!(s, "- class counts: {}", counts.join(", "))?;
     }
+    Ok(())
+}
 
+/// The split protocol and the kNN.
+fn protocol(s: &mut String, r: &Report) -> std::fmt::Result {
     let p = &r.protocol;
     writeln!(s, "\n## Protocol\n")?;
     writeln!(
@@ -71,7 +91,12 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
         esc(&p.metric),
         esc(&p.weighting)
     )?;
+    Ok(())
+}
 
+/// One table: the results (best marked) and the baselines.
+fn results(s: &mut String, r: &Report) -> std::fmt::Result {
+    let p = &r.protocol;
     writeln!(s, "\n## Results\n")?;
     let best = best_index(&r.results);
     if r.results.is_empty() && r.baselines.is_empty() {
@@ -96,7 +121,12 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
             if p.repeats == 1 { "" } else { "s" }
         )?;
     }
+    Ok(())
+}
 
+/// Per-class accuracy of the best result beside its matching baseline.
+fn per_class(s: &mut String, r: &Report) -> std::fmt::Result {
+    let best = best_index(&r.results);
     if let Some(b) = best.map(|i| &r.results[i]) {
         let base = matching_baseline(b, &r.baselines);
         let n_classes = b.per_class.len().max(base.map_or(0, |x| x.per_class.len()));
@@ -131,7 +161,11 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
             }
         }
     }
+    Ok(())
+}
 
+/// Where the time went.
+fn timing(s: &mut String, r: &Report) -> std::fmt::Result {
     let t = &r.timing;
     writeln!(s, "\n## Timing\n")?;
     write!(s, "- encoding: {:.2} s", t.encode_s)?;
@@ -150,7 +184,11 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(a) = t.arrivals_per_s {
         writeln!(s, "- simulation speed: {a:.3e} arrivals/s")?;
     }
+    Ok(())
+}
 
+/// Network summary, extra numbers, notes and figure links.
+fn trailer(s: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(net) = &r.network {
         writeln!(s, "\n## Network\n")?;
         let pretty = serde_json::to_string_pretty(net).unwrap_or_else(|_| net.to_string());

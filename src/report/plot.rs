@@ -235,6 +235,9 @@ pub fn plot_pca_scatter(
 
 /// Confusion heatmap, row-normalised (each cell: % of the true class predicted as the
 /// column's class), the percentage printed in each cell. `confusion[true][predicted]`.
+// Long: one plotters drawing sequence (layout, axes, marks, labels) that
+// reads top to bottom as the figure does; split, it would pass a dozen
+// layout values between pieces.
 pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>], title: &str) -> Result<(), ReportError> {
     let k = confusion.len();
     if k == 0 {
@@ -375,6 +378,9 @@ fn heat(v: f64) -> RGBColor {
 /// Accuracy against readout time: one line per series with ± sd error bars, each
 /// baseline `(label, accuracy)` as a dashed horizontal line, legend on the right.
 /// Accuracies are fractions in [0, 1]; the y axis shows them in %.
+// Long: one plotters drawing sequence (layout, axes, marks, labels) that
+// reads top to bottom as the figure does; split, it would pass a dozen
+// layout values between pieces.
 pub fn plot_accuracy_vs_time(
     path: &Path,
     series: &[Series],
@@ -522,6 +528,9 @@ pub fn plot_accuracy_vs_time(
 
 /// Histograms side by side, one per panel, each with its own range and `bins` bins.
 /// Non-finite values are left out (their count is shown in the panel title).
+// Long: one plotters drawing sequence (layout, axes, marks, labels) that
+// reads top to bottom as the figure does; split, it would pass a dozen
+// layout values between pieces.
 pub fn plot_histograms(path: &Path, panels: &[HistPanel], title: &str) -> Result<(), ReportError> {
     if panels.is_empty() {
         return Err(invalid("histogram: no panels"));
