@@ -23,7 +23,7 @@ fn engine(c: &mut Criterion) {
     let sim = Simulator::new(&net, cfg.run()).expect("simulator");
     let spec = RecordSpec::default();
     let mut ws = Workspace::default();
-    let mut w = net.edge_weight.clone();
+    let mut w = net.edge_weight().to_vec();
     let arrivals = sim
         .run(&mut ws, &mut w, &stim, &spec)
         .expect("run")
@@ -34,7 +34,7 @@ fn engine(c: &mut Criterion) {
     g.throughput(Throughput::Elements(arrivals));
     g.bench_function("exp3_n200_one_digit_600ms", |b| {
         b.iter(|| {
-            w.copy_from_slice(&net.edge_weight);
+            w.copy_from_slice(net.edge_weight());
             sim.run(&mut ws, &mut w, &stim, &spec)
                 .expect("run")
                 .totals

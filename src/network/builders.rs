@@ -110,6 +110,14 @@ fn draw_params(spec: &NodeParamsSpec, rng: &mut ChaCha8Rng) -> NodeParams {
 /// centre; recurrent nodes follow.
 pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Network, NetworkError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let nodes = place_nodes(spec, &mut rng);
+    let edges = draw_edges(spec, &nodes, &mut rng)?;
+    Network::from_edges(&nodes, &edges)
+}
+
+/// The input grid (centred over the recurrent box, at z = 0), the recurrent
+/// nodes uniform in their box, then every node's parameters.
+fn place_nodes(spec: &TwoPopulationSpec, rng: &mut ChaCha8Rng) -> Vec<NodeSpec> {
     let n_in = spec.input_rows * spec.input_cols;
     let n = n_in + spec.n_recurrent;
     let cx = 0.5 * (spec.recurrent_box_min_um[0] + spec.recurrent_box_max_um[0]);
@@ -152,10 +160,21 @@ pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Netwo
     }
     for node in nodes.iter_mut() {
         node.params = match node.population {
-            Population::Input => draw_params(&spec.input_nodes, &mut rng),
-            Population::Recurrent => draw_params(&spec.recurrent_nodes, &mut rng),
+            Population::Input => draw_params(&spec.input_nodes, rng),
+            Population::Recurrent => draw_params(&spec.recurrent_nodes, rng),
         };
     }
+    nodes
+}
+
+/// Each ordered pair of distinct nodes is joined with its populations'
+/// probability; length = straight distance x tortuosity.
+fn draw_edges(
+    spec: &TwoPopulationSpec,
+    nodes: &[NodeSpec],
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<EdgeSpec>, NetworkError> {
+    let n = nodes.len();
     let mut edges = Vec::new();
     for s in 0..n {
         let ps = nodes[s].population;
@@ -173,10 +192,10 @@ pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Netwo
             let straight = super::distance_um(a, b);
             let tort = spec.tortuosity_min
                 + (spec.tortuosity_max - spec.tortuosity_min) * rng.gen::<f64>();
-            let velocity = spec.velocity_um_per_ms.sample(&mut rng);
+            let velocity = spec.velocity_um_per_ms.sample(rng);
             let weight = match ps {
-                Population::Input => spec.input_weights.sample(&mut rng),
-                Population::Recurrent => spec.recurrent_weights.sample(&mut rng),
+                Population::Input => spec.input_weights.sample(rng),
+                Population::Recurrent => spec.recurrent_weights.sample(rng),
             };
             if straight <= 0.0 {
                 return Err(NetworkError::Other(format!(
@@ -194,7 +213,7 @@ pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Netwo
             });
         }
     }
-    Network::from_edges(&nodes, &edges)
+    Ok(edges)
 }
 
 #[cfg(test)]

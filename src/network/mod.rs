@@ -91,29 +91,33 @@ pub enum NetworkError {
     Other(String),
 }
 
-/// A built network: nodes and CSR edges, all flat arrays.
+/// A built network: nodes and CSR edges, all flat arrays. The fields are
+/// crate-visible so the engine reads them directly; outside the crate they are
+/// read through the accessors of the same names and changed only through
+/// [`Network::set_plastic_classes`], so the derived arrays (latency, CSR
+/// offsets, plastic index) always agree with the rest.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
-    pub position_um: Vec<[f64; 3]>,
-    pub population: Vec<Population>,
-    pub refractory_period_ms: Vec<f64>,
-    pub threshold: Vec<f64>,
-    pub summation_tau_ms: Vec<f64>,
+    pub(crate) position_um: Vec<[f64; 3]>,
+    pub(crate) population: Vec<Population>,
+    pub(crate) refractory_period_ms: Vec<f64>,
+    pub(crate) threshold: Vec<f64>,
+    pub(crate) summation_tau_ms: Vec<f64>,
     /// `out_offsets[i]..out_offsets[i+1]` are node i's out-edges.
-    pub out_offsets: Vec<u32>,
-    pub edge_source: Vec<NodeId>,
-    pub edge_target: Vec<NodeId>,
-    pub edge_length_um: Vec<f64>,
-    pub edge_velocity_um_per_ms: Vec<f64>,
-    pub edge_latency_ms: Vec<f64>,
+    pub(crate) out_offsets: Vec<u32>,
+    pub(crate) edge_source: Vec<NodeId>,
+    pub(crate) edge_target: Vec<NodeId>,
+    pub(crate) edge_length_um: Vec<f64>,
+    pub(crate) edge_velocity_um_per_ms: Vec<f64>,
+    pub(crate) edge_latency_ms: Vec<f64>,
     /// Initial weight (the simulator copies these into its own state).
-    pub edge_weight: Vec<f32>,
-    pub edge_plastic: Vec<bool>,
-    pub edge_class: Vec<EdgeClass>,
+    pub(crate) edge_weight: Vec<f32>,
+    pub(crate) edge_plastic: Vec<bool>,
+    pub(crate) edge_class: Vec<EdgeClass>,
     /// Incoming plastic edges per target (CSC of the plastic subset), for
     /// potentiation at a post activation.
-    pub in_plastic_offsets: Vec<u32>,
-    pub in_plastic_edges: Vec<EdgeId>,
+    pub(crate) in_plastic_offsets: Vec<u32>,
+    pub(crate) in_plastic_edges: Vec<EdgeId>,
 }
 
 /// Straight-line distance between two positions (um).
@@ -123,6 +127,82 @@ pub fn distance_um(a: [f64; 3], b: [f64; 3]) -> f64 {
 
 fn check_positive(v: f64) -> bool {
     v.is_finite() && v > 0.0
+}
+
+/// Every node parameter in range and every position finite.
+fn check_nodes(nodes: &[NodeSpec]) -> Result<(), NetworkError> {
+    for (i, node) in nodes.iter().enumerate() {
+        let p = &node.params;
+        let bad = |field, value: f64, why| NetworkError::BadNode {
+            index: i,
+            field,
+            value: value.to_string(),
+            why,
+        };
+        if !(p.refractory_period_ms.is_finite() && p.refractory_period_ms >= 0.0) {
+            return Err(bad(
+                "refractory_period_ms",
+                p.refractory_period_ms,
+                "must be finite and >= 0",
+            ));
+        }
+        if !check_positive(p.threshold) {
+            return Err(bad("threshold", p.threshold, "must be finite and > 0"));
+        }
+        if !check_positive(p.summation_tau_ms) {
+            return Err(bad(
+                "summation_tau_ms",
+                p.summation_tau_ms,
+                "must be finite and > 0",
+            ));
+        }
+        if node.position_um.iter().any(|c| !c.is_finite()) {
+            return Err(NetworkError::BadNode {
+                index: i,
+                field: "position_um",
+                value: format!("{:?}", node.position_um),
+                why: "must be finite",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every edge between existing nodes, with a positive length and velocity
+/// and a finite weight.
+fn check_edges(n: usize, edges: &[EdgeSpec]) -> Result<(), NetworkError> {
+    for (i, e) in edges.iter().enumerate() {
+        let bad = |field, value: String, why| NetworkError::BadEdge {
+            index: i,
+            field,
+            value,
+            why,
+        };
+        if e.source as usize >= n {
+            return Err(bad("source", e.source.to_string(), "no such node"));
+        }
+        if e.target as usize >= n {
+            return Err(bad("target", e.target.to_string(), "no such node"));
+        }
+        if !check_positive(e.length_um) {
+            return Err(bad(
+                "length_um",
+                e.length_um.to_string(),
+                "must be finite and > 0",
+            ));
+        }
+        if !check_positive(e.velocity_um_per_ms) {
+            return Err(bad(
+                "velocity_um_per_ms",
+                e.velocity_um_per_ms.to_string(),
+                "must be finite and > 0",
+            ));
+        }
+        if !e.weight.is_finite() {
+            return Err(bad("weight", e.weight.to_string(), "must be finite"));
+        }
+    }
+    Ok(())
 }
 
 impl Network {
@@ -136,71 +216,8 @@ impl Network {
                 "too many nodes or edges for u32 ids".into(),
             ));
         }
-        for (i, node) in nodes.iter().enumerate() {
-            let p = &node.params;
-            let bad = |field, value: f64, why| NetworkError::BadNode {
-                index: i,
-                field,
-                value: value.to_string(),
-                why,
-            };
-            if !(p.refractory_period_ms.is_finite() && p.refractory_period_ms >= 0.0) {
-                return Err(bad(
-                    "refractory_period_ms",
-                    p.refractory_period_ms,
-                    "must be finite and >= 0",
-                ));
-            }
-            if !check_positive(p.threshold) {
-                return Err(bad("threshold", p.threshold, "must be finite and > 0"));
-            }
-            if !check_positive(p.summation_tau_ms) {
-                return Err(bad(
-                    "summation_tau_ms",
-                    p.summation_tau_ms,
-                    "must be finite and > 0",
-                ));
-            }
-            if node.position_um.iter().any(|c| !c.is_finite()) {
-                return Err(NetworkError::BadNode {
-                    index: i,
-                    field: "position_um",
-                    value: format!("{:?}", node.position_um),
-                    why: "must be finite",
-                });
-            }
-        }
-        for (i, e) in edges.iter().enumerate() {
-            let bad = |field, value: String, why| NetworkError::BadEdge {
-                index: i,
-                field,
-                value,
-                why,
-            };
-            if e.source as usize >= n {
-                return Err(bad("source", e.source.to_string(), "no such node"));
-            }
-            if e.target as usize >= n {
-                return Err(bad("target", e.target.to_string(), "no such node"));
-            }
-            if !check_positive(e.length_um) {
-                return Err(bad(
-                    "length_um",
-                    e.length_um.to_string(),
-                    "must be finite and > 0",
-                ));
-            }
-            if !check_positive(e.velocity_um_per_ms) {
-                return Err(bad(
-                    "velocity_um_per_ms",
-                    e.velocity_um_per_ms.to_string(),
-                    "must be finite and > 0",
-                ));
-            }
-            if !e.weight.is_finite() {
-                return Err(bad("weight", e.weight.to_string(), "must be finite"));
-            }
-        }
+        check_nodes(nodes)?;
+        check_edges(n, edges)?;
         let mut order: Vec<usize> = (0..edges.len()).collect();
         // Stable: ties keep input order, so edge ids are a pure function of the input.
         order.sort_by_key(|&i| (edges[i].source, edges[i].target));
@@ -249,7 +266,7 @@ impl Network {
     }
 
     /// Recomputes the incoming-plastic-edge index after `edge_plastic` changes.
-    pub fn rebuild_plastic_index(&mut self) {
+    pub(crate) fn rebuild_plastic_index(&mut self) {
         let n = self.n_nodes();
         let mut offsets = vec![0u32; n + 1];
         for (e, &p) in self.edge_plastic.iter().enumerate() {
@@ -279,6 +296,78 @@ impl Network {
             self.edge_plastic[e] = classes.contains(&self.edge_class[e]);
         }
         self.rebuild_plastic_index();
+    }
+
+    /// Position of each node (um).
+    pub fn position_um(&self) -> &[[f64; 3]] {
+        &self.position_um
+    }
+    /// Population of each node.
+    pub fn population(&self) -> &[Population] {
+        &self.population
+    }
+    /// Refractory period R of each node (ms).
+    pub fn refractory_period_ms(&self) -> &[f64] {
+        &self.refractory_period_ms
+    }
+    /// Activation threshold of each node.
+    pub fn threshold(&self) -> &[f64] {
+        &self.threshold
+    }
+    /// Decay time constant of summation of each node (ms).
+    pub fn summation_tau_ms(&self) -> &[f64] {
+        &self.summation_tau_ms
+    }
+    /// The parameters of one node, as given to the builder.
+    pub fn node_params(&self, node: NodeId) -> NodeParams {
+        let i = node as usize;
+        NodeParams {
+            refractory_period_ms: self.refractory_period_ms[i],
+            threshold: self.threshold[i],
+            summation_tau_ms: self.summation_tau_ms[i],
+        }
+    }
+    /// CSR offsets: node i's out-edges are `out_offsets[i]..out_offsets[i+1]`.
+    pub fn out_offsets(&self) -> &[u32] {
+        &self.out_offsets
+    }
+    /// Source node of each edge.
+    pub fn edge_source(&self) -> &[NodeId] {
+        &self.edge_source
+    }
+    /// Target node of each edge.
+    pub fn edge_target(&self) -> &[NodeId] {
+        &self.edge_target
+    }
+    /// Path length of each edge (um).
+    pub fn edge_length_um(&self) -> &[f64] {
+        &self.edge_length_um
+    }
+    /// Conduction velocity of each edge (um/ms).
+    pub fn edge_velocity_um_per_ms(&self) -> &[f64] {
+        &self.edge_velocity_um_per_ms
+    }
+    /// Latency of each edge, `length / velocity` (ms).
+    pub fn edge_latency_ms(&self) -> &[f64] {
+        &self.edge_latency_ms
+    }
+    /// Initial weight of each edge (runs start from a copy of these).
+    pub fn edge_weight(&self) -> &[f32] {
+        &self.edge_weight
+    }
+    /// Whether STDP may change each edge.
+    pub fn edge_plastic(&self) -> &[bool] {
+        &self.edge_plastic
+    }
+    /// Class of each edge.
+    pub fn edge_class(&self) -> &[EdgeClass] {
+        &self.edge_class
+    }
+    /// The plastic edges into `node`, in CSR order.
+    pub fn in_plastic_edges(&self, node: NodeId) -> &[EdgeId] {
+        let i = node as usize;
+        &self.in_plastic_edges
+            [self.in_plastic_offsets[i] as usize..self.in_plastic_offsets[i + 1] as usize]
     }
 
     pub fn n_nodes(&self) -> usize {

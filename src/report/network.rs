@@ -216,3 +216,80 @@ pub fn export_network_npy(net: &Network, dir: &Path) -> Result<(), ReportError> 
     }
     std::fs::write(&readme, README).map_err(io(&readme))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{EdgeSpec, NodeParams, NodeSpec, Population};
+
+    fn tiny() -> Network {
+        let node = |population, r| NodeSpec {
+            position_um: [0.0; 3],
+            population,
+            params: NodeParams {
+                refractory_period_ms: r,
+                threshold: 1.0,
+                summation_tau_ms: 10.0,
+            },
+        };
+        let edge = |source, target, length_um, weight| EdgeSpec {
+            source,
+            target,
+            length_um,
+            velocity_um_per_ms: 10.0,
+            weight,
+            plastic: false,
+        };
+        let nodes = [
+            node(Population::Input, 0.0),
+            node(Population::Recurrent, 2.0),
+            node(Population::Recurrent, 1.0),
+        ];
+        let edges = [
+            edge(0, 1, 10.0, 0.5),
+            edge(0, 2, 40.0, -0.5),
+            edge(1, 2, 20.0, 1.0),
+            edge(2, 1, 5.0, 1.0),
+        ];
+        let mut net = Network::from_edges(&nodes, &edges).expect("valid");
+        net.set_plastic_classes(&[EdgeClass::RecurrentToRecurrent]);
+        net
+    }
+
+    #[test]
+    fn table_rows_follow_the_class_order_and_skip_empty_classes() {
+        let rows = EdgeClassStats::table(&tiny());
+        let classes: Vec<EdgeClass> = rows.iter().map(|r| r.class).collect();
+        assert_eq!(
+            classes,
+            [EdgeClass::InputToRecurrent, EdgeClass::RecurrentToRecurrent]
+        );
+        // Input -> recurrent: latencies 1 and 4 ms into R = 2 and 1.
+        let r = &rows[0];
+        assert_eq!(r.edges, 2);
+        assert_eq!(r.latency_ms_quantiles, [1.0, 1.0, 4.0, 4.0, 4.0]);
+        assert_eq!(r.refraction_ratio_quantiles, [0.25, 0.25, 2.0, 2.0, 2.0]);
+        assert_eq!(r.share_refraction_ratio_at_most_1, 0.5);
+        assert_eq!((r.excitatory_share, r.plastic), (0.5, 0));
+        assert_eq!(rows[1].plastic, 2);
+        assert!(quantiles(&[], &[0.5])[0].is_nan());
+    }
+
+    /// The summary is the `network` field of report.json: its text is pinned.
+    #[test]
+    fn summary_json_is_stable() {
+        let got = network_summary(&tiny()).to_string();
+        let want = concat!(
+            r#"{"by_class":{"InputToRecurrent":{"edges":2,"excitatory_share":0.5,"#,
+            r#""latency_ms_quantiles_0_10_50_90_100":[1.0,1.0,4.0,4.0,4.0],"plastic":0,"#,
+            r#""refraction_ratio_quantiles_0_10_50_90_100":[0.25,0.25,2.0,2.0,2.0],"#,
+            r#""share_refraction_ratio_at_most_1":0.5},"RecurrentToRecurrent":{"edges":2,"#,
+            r#""excitatory_share":1.0,"latency_ms_quantiles_0_10_50_90_100":[0.5,0.5,2.0,2.0,2.0],"#,
+            r#""plastic":2,"refraction_ratio_quantiles_0_10_50_90_100":[0.5,0.5,4.0,4.0,4.0],"#,
+            r#""share_refraction_ratio_at_most_1":0.5}},"edges":4,"input_nodes":1,"#,
+            r#""network_bytes":"#
+        );
+        assert!(got.starts_with(want), "{got}");
+        assert!(got.ends_with(r#","nodes":3,"recurrent_nodes":2}"#), "{got}");
+    }
+}

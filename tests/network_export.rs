@@ -1,0 +1,152 @@
+//! The `.npy` export of a network reads back to exactly the arrays the
+//! network's accessors give (through the public API only, as a user would).
+
+use geodyn::network::{
+    build_two_population, Distribution, EdgeClass, EdgeSpec, Network, NodeParams, NodeParamsSpec,
+    NodeSpec, Population, TwoPopulationSpec, WeightSpec,
+};
+use ndarray::{Array1, Array2};
+use ndarray_npy::read_npy;
+use std::path::Path;
+
+fn hand_made() -> Network {
+    let node = |x: f64, population, r: f64| NodeSpec {
+        position_um: [x, 2.0 * x, -x],
+        population,
+        params: NodeParams {
+            refractory_period_ms: r,
+            threshold: 1.0 + r,
+            summation_tau_ms: 5.0 + x,
+        },
+    };
+    let edge = |source, target, length_um, weight| EdgeSpec {
+        source,
+        target,
+        length_um,
+        velocity_um_per_ms: 40.0 + length_um,
+        weight,
+        plastic: false,
+    };
+    let nodes = [
+        node(0.0, Population::Input, 0.0),
+        node(1.5, Population::Input, 0.5),
+        node(3.0, Population::Recurrent, 2.0),
+        node(4.5, Population::Recurrent, 3.5),
+    ];
+    // Out of CSR order on purpose: the export is in the network's edge order.
+    let edges = [
+        edge(3, 2, 17.0, -0.75),
+        edge(0, 2, 30.0, 0.5),
+        edge(2, 3, 12.5, 1.25),
+        edge(1, 0, 7.0, 0.125),
+        edge(2, 1, 9.0, -2.0),
+        edge(0, 3, 44.0, 0.0625),
+    ];
+    let mut net = Network::from_edges(&nodes, &edges).expect("valid network");
+    net.set_plastic_classes(&[EdgeClass::RecurrentToRecurrent, EdgeClass::InputToRecurrent]);
+    net
+}
+
+fn built() -> Network {
+    let np = NodeParamsSpec {
+        refractory_period_ms: Distribution::Uniform { min: 1.0, max: 4.0 },
+        threshold: Distribution::Uniform { min: 1.0, max: 2.5 },
+        summation_tau_ms: Distribution::Constant(10.0),
+    };
+    let w = WeightSpec {
+        excitatory_fraction: 0.7,
+        excitatory: (0.0, 1.0),
+        inhibitory: (-1.0, 0.0),
+        scale: 1.0,
+    };
+    let spec = TwoPopulationSpec {
+        input_rows: 3,
+        input_cols: 4,
+        input_pitch_um: 20.0,
+        n_recurrent: 9,
+        recurrent_box_min_um: [0.0, 0.0, 30.0],
+        recurrent_box_max_um: [100.0, 100.0, 130.0],
+        connection_probability: [[0.1, 0.6], [0.2, 0.5]],
+        tortuosity_min: 1.0,
+        tortuosity_max: 1.3,
+        velocity_um_per_ms: Distribution::Uniform {
+            min: 20.0,
+            max: 200.0,
+        },
+        input_nodes: np,
+        recurrent_nodes: np,
+        input_weights: w,
+        recurrent_weights: w,
+    };
+    let mut net = build_two_population(&spec, 3).expect("valid spec");
+    net.set_plastic_classes(&[EdgeClass::RecurrentToRecurrent]);
+    net
+}
+
+fn read1<T: ndarray_npy::ReadableElement + Copy>(dir: &Path, name: &str) -> Vec<T> {
+    let a: Array1<T> = read_npy(dir.join(format!("{name}.npy"))).expect(name);
+    a.iter().copied().collect()
+}
+
+fn check_round_trip(net: &Network) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A directory that does not exist yet: the export creates it.
+    let dir = tmp.path().join("net");
+    geodyn::report::export_network_npy(net, &dir).expect("export");
+    assert!(dir.join("README.md").is_file());
+
+    let n = net.n_nodes();
+    let pos: Array2<f64> = read_npy(dir.join("node_position_um.npy")).expect("positions");
+    assert_eq!(pos.dim(), (n, 3));
+    for (i, p) in net.position_um().iter().enumerate() {
+        assert_eq!(pos.row(i).to_vec(), p.to_vec(), "node {i}");
+    }
+    let population: Vec<u8> = net.population().iter().map(|&p| p as u8).collect();
+    assert_eq!(read1::<u8>(&dir, "node_population"), population);
+    assert_eq!(
+        read1::<f64>(&dir, "node_refractory_period_ms"),
+        net.refractory_period_ms()
+    );
+    assert_eq!(read1::<f64>(&dir, "node_threshold"), net.threshold());
+    assert_eq!(
+        read1::<f64>(&dir, "node_summation_tau_ms"),
+        net.summation_tau_ms()
+    );
+
+    assert_eq!(read1::<u32>(&dir, "edge_source"), net.edge_source());
+    assert_eq!(read1::<u32>(&dir, "edge_target"), net.edge_target());
+    assert_eq!(read1::<f64>(&dir, "edge_length_um"), net.edge_length_um());
+    assert_eq!(
+        read1::<f64>(&dir, "edge_velocity_um_per_ms"),
+        net.edge_velocity_um_per_ms()
+    );
+    assert_eq!(read1::<f64>(&dir, "edge_latency_ms"), net.edge_latency_ms());
+    assert_eq!(read1::<f32>(&dir, "edge_weight"), net.edge_weight());
+    let plastic: Vec<u8> = net.edge_plastic().iter().map(|&p| p as u8).collect();
+    assert_eq!(read1::<u8>(&dir, "edge_plastic"), plastic);
+    let class: Vec<u8> = net.edge_class().iter().map(|&c| c as u8).collect();
+    assert_eq!(read1::<u8>(&dir, "edge_class"), class);
+
+    // The files hold what the README says: edges in CSR order by source, and
+    // the node arrays agree with node_params.
+    let src = net.edge_source();
+    assert!(src.windows(2).all(|w| w[0] <= w[1]));
+    for i in 0..n as u32 {
+        let p = net.node_params(i);
+        assert_eq!(p.threshold, net.threshold()[i as usize]);
+        for e in net.out_edges(i) {
+            assert_eq!(src[e], i);
+        }
+    }
+}
+
+#[test]
+fn export_reads_back_to_the_network_arrays() {
+    let net = hand_made();
+    assert_eq!((net.n_nodes(), net.n_edges()), (4, 6));
+    assert!(net.edge_plastic().iter().any(|&p| p) && !net.edge_plastic().iter().all(|&p| p));
+    check_round_trip(&net);
+    let net = built();
+    assert!(net.n_edges() > 20, "{} edges", net.n_edges());
+    check_round_trip(&net);
+}
