@@ -181,7 +181,7 @@ fn run_on_built_in_digits_reports_accuracy_far_above_chance() {
     let rep = evaluate(&dir, &eo, &Quiet).unwrap();
     assert_eq!(rep.experiment, "weights");
     assert_eq!(rep.dataset.n, 300);
-    assert_eq!(rep.protocol.kind, "random_split");
+    assert_eq!(rep.protocol.kind, geodyn::report::ProtocolKind::RandomSplit);
     assert_eq!(
         (
             rep.protocol.n_reference,
@@ -276,7 +276,7 @@ fn held_out_query_set_is_classified_against_the_reference() {
     let mut eo = EvaluateOptions::new(&dir);
     eo.figures = false;
     let rep = evaluate(&dir, &eo, &Quiet).unwrap();
-    assert_eq!(rep.protocol.kind, "held_out");
+    assert_eq!(rep.protocol.kind, geodyn::report::ProtocolKind::HeldOut);
     assert_eq!(
         (
             rep.protocol.n_reference,

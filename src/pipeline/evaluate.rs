@@ -13,7 +13,9 @@ use crate::eval::{
     evaluate_knn, evaluate_linear, held_out_split, pixels_to_f32, random_projection, random_splits,
     Evaluation, LinearKind, Split,
 };
-use crate::report::{self, DatasetInfo, ProtocolInfo, Report, ResultRow, Series, Timing};
+use crate::report::{
+    self, DatasetInfo, ProtocolInfo, ProtocolKind, Report, ResultRow, Series, Timing,
+};
 use ndarray::{Array1, Array2, Axis};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -170,7 +172,10 @@ impl<'a> Evaluator<'a> {
             Protocol::HeldOut {
                 n_reference,
                 n_query,
-            } => ("held_out", vec![held_out_split(n_reference, n_query)]),
+            } => (
+                ProtocolKind::HeldOut,
+                vec![held_out_split(n_reference, n_query)],
+            ),
             Protocol::RandomSplit => {
                 let (n_ref, n_q) = match (params.n_reference, params.n_query) {
                     (Some(r), Some(q)) if r + q <= n => (r, q),
@@ -187,11 +192,11 @@ impl<'a> Evaluator<'a> {
                     }
                 };
                 let s = random_splits(n, n_ref, n_q, params.repeats, params.split_seed)?;
-                ("random_split", s)
+                (ProtocolKind::RandomSplit, s)
             }
         };
         let protocol = ProtocolInfo {
-            kind: kind.to_string(),
+            kind,
             n_reference: splits.first().map_or(0, |s| s.reference.len()),
             n_query: splits.first().map_or(0, |s| s.query.len()),
             repeats: splits.len(),

@@ -49,7 +49,7 @@ fn separable_views_score_one_and_baselines_are_named_once() {
         ),
         (30, 10, 4)
     );
-    assert_eq!(ev.protocol().kind, "random_split");
+    assert_eq!(ev.protocol().kind, crate::report::ProtocolKind::RandomSplit);
     let rows = ev.score(&x, "v", Some(3), Some(50.0)).unwrap();
     assert_eq!(rows.len(), 1, "no linear readout configured");
     assert_eq!(rows[0].accuracy_mean, 1.0);
@@ -94,7 +94,7 @@ fn split_sizes_that_do_not_fit_fall_back_to_90_10_with_a_note() {
         &Quiet,
     )
     .unwrap();
-    assert_eq!(held.protocol().kind, "held_out");
+    assert_eq!(held.protocol().kind, crate::report::ProtocolKind::HeldOut);
     assert_eq!(held.protocol().repeats, 1);
 }
 

@@ -77,7 +77,7 @@ fn protocol(s: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(
         s,
         "- {}: {} reference / {} query, {} repeat{}, split seed {}",
-        esc(&p.kind),
+        p.kind.name(),
         p.n_reference,
         p.n_query,
         p.repeats,

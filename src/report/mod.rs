@@ -111,10 +111,36 @@ pub struct DatasetInfo {
     pub class_counts: Vec<usize>,
 }
 
+/// How reference and query rows were chosen.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtocolKind {
+    /// Repeated random splits of all rows.
+    #[default]
+    RandomSplit,
+    /// A fixed reference set and a separate query set.
+    HeldOut,
+}
+
+impl ProtocolKind {
+    /// The name in `report.json` and `report.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::RandomSplit => "random_split",
+            ProtocolKind::HeldOut => "held_out",
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProtocolInfo {
-    /// `"random_split"` or `"held_out"`.
-    pub kind: String,
+    pub kind: ProtocolKind,
     pub n_reference: usize,
     pub n_query: usize,
     pub repeats: usize,
@@ -292,7 +318,7 @@ pub(crate) mod tests {
                 ..Default::default()
             },
             protocol: ProtocolInfo {
-                kind: "random_split".into(),
+                kind: ProtocolKind::RandomSplit,
                 n_reference: 9000,
                 n_query: 1000,
                 repeats: 10,
