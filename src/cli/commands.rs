@@ -187,6 +187,7 @@ fn reproduce_cmd(a: &ReproduceArgs) -> Result<()> {
         data: data_spec(&a.data),
         query: query_files(&a.query),
         config: a.config.as_deref().map(config::read_raw).transpose()?,
+        restart: a.restart,
     };
     let observer = Progress::new();
     let rep = match a.experiment {

@@ -196,6 +196,9 @@ pub struct ReproduceArgs {
     /// Use this config instead of the built-in one.
     #[arg(long)]
     pub config: Option<String>,
+    /// Start the encode afresh even if OUT holds a partial or different one.
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -47,6 +47,9 @@ pub struct ExperimentOptions {
     /// Another raw config (and the path to name in messages) instead of the
     /// built-in one; checked by the experiment after its own overrides.
     pub config: Option<(RawConfig, PathBuf)>,
+    /// Experiments 1 and 3: start their encodes afresh even if `out` holds
+    /// a partial or different one.
+    pub restart: bool,
 }
 
 #[derive(Debug, Error)]
@@ -105,6 +108,16 @@ pub(crate) fn refuse(opts: &ExperimentOptions, name: &str) -> Result<(), Experim
         )));
     }
     Ok(())
+}
+
+/// The encode options of an experiment's store in `dir`.
+pub(crate) fn encode_options(
+    opts: &ExperimentOptions,
+    dir: &std::path::Path,
+) -> crate::pipeline::EncodeOptions {
+    let mut o = crate::pipeline::EncodeOptions::new(dir);
+    o.restart = opts.restart;
+    o
 }
 
 pub(crate) fn create_out(out: &std::path::Path) -> Result<(), ExperimentError> {

@@ -12,8 +12,7 @@
 use super::{create_out, raw_config, refuse, ExperimentError, ExperimentOptions};
 use crate::embed::PathsMethod;
 use crate::pipeline::{
-    self, encode, evaluate, load_images, DataSpec, EncodeData, EncodeOptions, EvaluateOptions,
-    Observer,
+    self, encode, evaluate, load_images, DataSpec, EncodeData, EvaluateOptions, Observer,
 };
 use crate::report::{write_report, Report};
 use std::time::Instant;
@@ -64,7 +63,12 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
         reference_rows: rows.as_deref(),
         query: None,
     };
-    encode(&cfg, &encode_data, &EncodeOptions::new(&opts.out), observer)?;
+    encode(
+        &cfg,
+        &encode_data,
+        &super::encode_options(opts, &opts.out),
+        observer,
+    )?;
     let primary = cfg.embedding().paths().method();
     let mut eo = EvaluateOptions::new(&opts.out);
     eo.figure_view = Some(format!("paths_{}", primary.name()));

@@ -8,8 +8,7 @@
 use super::{raw_config, ExperimentError, ExperimentOptions};
 use crate::dataset::ImageSet;
 use crate::pipeline::{
-    self, encode, evaluate, load_images, Baseline, DataSpec, EncodeData, EncodeOptions,
-    EvaluateOptions, Observer,
+    self, encode, evaluate, load_images, Baseline, DataSpec, EncodeData, EvaluateOptions, Observer,
 };
 use crate::report::{self, Report, Series};
 
@@ -63,7 +62,12 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
         } else {
             opts.out.clone()
         };
-        encode(&cfg, &encode_data, &EncodeOptions::new(&dir), observer)?;
+        encode(
+            &cfg,
+            &encode_data,
+            &super::encode_options(opts, &dir),
+            observer,
+        )?;
         let rep = evaluate(&dir, &EvaluateOptions::new(&dir), observer)?;
         series.push(Series {
             label: format!("N = {}", cfg.n_recurrent()),
