@@ -9,7 +9,11 @@
 //! ```
 //!
 //! The simulation core (`network`, `sim`, `record`) knows nothing of datasets,
-//! files or the command line.
+//! files or the command line. Above the stages, [`pipeline`] is the one
+//! runner (the encode loop, the resumable `.npy` store, the evaluation beside
+//! the baselines), [`experiments`] are the source's three experiments as
+//! short recipes over it, and [`cli`] is the `geodyn` command line. The
+//! library prints nothing: progress goes to a [`pipeline::Observer`].
 
 pub mod cli;
 pub mod config;
