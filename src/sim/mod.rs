@@ -46,6 +46,12 @@
 //! floating-point rounding (a test checks the two agree). The origin moves
 //! forward before the factors could overflow, and networks whose
 //! latency/tau ratios are too large for the tables use `exp` per arrival.
+//!
+//! **Where things are.** `params`: the checked run and STDP parameters and the
+//! errors; `events`: event keys, the epoch ring and the grouping of an epoch by
+//! target; `prepare`: the per-edge tables ([`Simulator::new`]); `run`: the epoch
+//! loop ([`Simulator::run`]); `dynamics`: arrival, activation and STDP, the hot
+//! path.
 
 mod dynamics;
 mod events;

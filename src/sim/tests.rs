@@ -390,6 +390,8 @@ pub(crate) fn test_stimulus(n_in: u32, seed: u64) -> Vec<ExternalActivation> {
 
 /// The obvious implementation: one global binary heap of (time, target, edge),
 /// same model. The engine must agree with it bit for bit.
+/// (Long on purpose: it is the model written out in one piece, to be read
+/// against the module doc; split up it would no longer be obviously right.)
 fn reference_simulation(
     net: &Network,
     p: &StdpParams,
