@@ -25,6 +25,8 @@ mod split;
 #[cfg(test)]
 mod tests;
 
+use std::fmt;
+
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +38,7 @@ pub use linear::{
 pub use split::{held_out_split, random_splits};
 
 /// Distance between embeddings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// sqrt(sum (a - b)^2)
@@ -46,7 +48,7 @@ pub enum Metric {
 }
 
 /// How the k nearest neighbours vote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Weighting {
     /// One vote each; ties by the smaller summed distance, then the smaller class id.
@@ -86,14 +88,86 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Which linear readout.
-#[derive(Clone, Debug, PartialEq)]
+/// Which linear readout. Serde names as in the config's `evaluation.linear` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinearKind {
     /// One-vs-rest ridge regression on +-1 targets, closed form, unpenalised intercept.
     Ridge,
     /// One-vs-rest L2-regularised squared-hinge SVM (liblinear's default), C = 1/lambda.
     Svm,
 }
+
+/// A readout, as named in reports (`ResultRow::classifier`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classifier {
+    /// Exact kNN ([`evaluate_knn`]).
+    Knn,
+    /// One-vs-rest ridge ([`LinearKind::Ridge`]).
+    Ridge,
+    /// One-vs-rest linear SVM ([`LinearKind::Svm`]).
+    LinearSvm,
+}
+
+impl From<LinearKind> for Classifier {
+    fn from(kind: LinearKind) -> Self {
+        match kind {
+            LinearKind::Ridge => Classifier::Ridge,
+            LinearKind::Svm => Classifier::LinearSvm,
+        }
+    }
+}
+
+// `name()` is the serde name (the tests check the two agree); `Display` prints it,
+// so configs, reports and messages spell every choice one way.
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Euclidean => "euclidean",
+            Metric::Cosine => "cosine",
+        }
+    }
+}
+
+impl Weighting {
+    pub fn name(self) -> &'static str {
+        match self {
+            Weighting::Majority => "majority",
+            Weighting::InverseDistance => "inverse_distance",
+        }
+    }
+}
+
+impl LinearKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinearKind::Ridge => "ridge",
+            LinearKind::Svm => "svm",
+        }
+    }
+}
+
+impl Classifier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Classifier::Knn => "knn",
+            Classifier::Ridge => "ridge",
+            Classifier::LinearSvm => "linear_svm",
+        }
+    }
+}
+
+macro_rules! display_by_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    )*};
+}
+display_by_name!(Metric, Weighting, LinearKind, Classifier);
 
 /// Parameters of the linear readout.
 #[derive(Clone, Debug, PartialEq)]
