@@ -3,8 +3,6 @@
 //! cross-validation on the reference part of each split; the queries are only
 //! ever seen by the final `predict`.
 
-use std::time::Instant;
-
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, CowArray, Ix2};
 use rand::seq::SliceRandom;
@@ -833,21 +831,4 @@ pub(crate) fn evaluate_linear_with(
     }
     let preds: Vec<Vec<u8>> = outcomes.iter().map(|o| o.predictions.clone()).collect();
     Ok((summarize(labels, n_classes, splits, &preds), outcomes))
-}
-
-/// Wall time (seconds) of the linear protocol (10 random 90%/10% splits, default
-/// grid and folds of `kind`) on seeded `n x d` data with 50% zeros (generation untimed).
-pub fn linear_timing_demo(n: usize, d: usize, kind: LinearKind) -> f64 {
-    let (n, d) = (n.max(20), d.max(1));
-    let (x, labels) = super::knn::demo_data(n, d, 0x5eed);
-    let nq = n / 10;
-    let splits = super::random_splits(n, n - nq, nq, 10, 1).expect("sizes valid");
-    let params = match kind {
-        LinearKind::Ridge => LinearParams::ridge(),
-        LinearKind::Svm => LinearParams::svm(),
-    };
-    let t = Instant::now();
-    let ev = evaluate_linear(x.view(), &labels, 10, &splits, &params).expect("valid demo input");
-    std::hint::black_box(ev);
-    t.elapsed().as_secs_f64()
 }

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
 pub use linear::{
-    evaluate_linear, evaluate_linear_detailed, linear_timing_demo, LinearModel, LinearSvm,
-    RidgeClassifier, SplitOutcome,
+    evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm, RidgeClassifier,
+    SplitOutcome,
 };
 pub use split::{held_out_split, random_splits};
 

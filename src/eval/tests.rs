@@ -521,26 +521,6 @@ fn timing_knn_full_protocol() {
     println!("kNN protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
 }
 
-#[test]
-#[ignore]
-fn timing_svm_pixels() {
-    let n: usize = std::env::var("GEODYN_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let d: usize = std::env::var("GEODYN_D")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(784);
-    let kind = if std::env::var("GEODYN_RIDGE").is_ok() {
-        LinearKind::Ridge
-    } else {
-        LinearKind::Svm
-    };
-    let s = linear_timing_demo(n, d, kind);
-    println!("{kind:?} protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
-}
-
 /// Reads the built-in IDX gz files (tiny local helper; the dataset module owns the real reader).
 fn read_idx_gz(path: &str) -> Vec<u8> {
     use std::io::Read;
