@@ -16,10 +16,13 @@
 //! * one-vs-rest linear readouts ([`evaluate_linear`]): ridge (closed form, primal
 //!   or dual) and a linear SVM (dual coordinate descent), with the regularisation
 //!   chosen by cross-validation on the reference part of each split only.
+//!
+//! Beside them: the seeded randomized [`pca`] that the report's scatter figures draw.
 
 mod gram;
 mod knn;
 mod linear;
+mod pca;
 mod split;
 
 #[cfg(test)]
@@ -35,6 +38,7 @@ pub use linear::{
     evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm, RidgeClassifier,
     SplitOutcome,
 };
+pub use pca::{pca, pca_with_variance, Pca};
 pub use split::{held_out_split, random_splits};
 
 /// Distance between embeddings.
@@ -265,6 +269,14 @@ pub enum EvalError {
     ColumnMismatch { expected: usize, got: usize },
     #[error("linear system not positive definite at pivot {0} (increase lambda)")]
     NotPositiveDefinite(usize),
+    #[error("PCA needs at least 2 rows and 1 column, got {rows} × {cols}")]
+    PcaTooSmall { rows: usize, cols: usize },
+    #[error("PCA of {rows} × {cols} data cannot have {n_components} components (1..={max})", max = .rows.min(.cols))]
+    PcaComponents {
+        n_components: usize,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 /// Seeded Gaussian random projection to `dim` columns: `x . R / sqrt(dim)` with
