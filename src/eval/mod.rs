@@ -17,12 +17,16 @@
 //!   or dual) and a linear SVM (dual coordinate descent), with the regularisation
 //!   chosen by cross-validation on the reference part of each split only.
 //!
-//! Beside them: the seeded randomized [`pca`] that the report's scatter figures draw.
+//! Beside them: the feature transforms applied before a readout ([`l2_normalize_rows`],
+//! [`random_projection`], [`pixels_to_f32`]) and the seeded randomized [`pca`] that the
+//! report's scatter figures draw.
 
+mod features;
 mod gram;
 mod knn;
 mod linear;
 mod pca;
+mod rng;
 mod split;
 
 #[cfg(test)]
@@ -30,9 +34,10 @@ mod tests;
 
 use std::fmt;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
+pub use features::{l2_normalize_rows, pixels_to_f32, random_projection, try_pixels_to_f32};
 pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
 pub use linear::{
     evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm, RidgeClassifier,
@@ -277,55 +282,6 @@ pub enum EvalError {
         rows: usize,
         cols: usize,
     },
-}
-
-/// Seeded Gaussian random projection to `dim` columns: `x . R / sqrt(dim)` with
-/// `R ~ N(0, 1)` (d x dim, filled row by row from `ChaCha8Rng(seed)`, Box-Muller).
-/// The no-dynamics control of equal size.
-pub fn random_projection(x: ArrayView2<f32>, dim: usize, seed: u64) -> Array2<f32> {
-    use rand::{Rng, SeedableRng};
-    let d = x.ncols();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let total = d * dim;
-    let mut r = Vec::with_capacity(total + 1);
-    while r.len() < total {
-        // Box-Muller: two independent normals from two uniforms in (0, 1].
-        let u1: f64 = 1.0 - rng.gen::<f64>();
-        let u2: f64 = rng.gen::<f64>();
-        let rad = (-2.0 * u1.ln()).sqrt();
-        let th = 2.0 * std::f64::consts::PI * u2;
-        r.push((rad * th.cos()) as f32);
-        r.push((rad * th.sin()) as f32);
-    }
-    r.truncate(total);
-    let r = Array2::from_shape_vec((d, dim), r).expect("shape matches length");
-    if dim == 0 {
-        return Array2::zeros((x.nrows(), 0));
-    }
-    let mut out = x.dot(&r);
-    out.mapv_inplace(|v| v / (dim as f32).sqrt());
-    out
-}
-
-/// Pixels (row-major, n x d bytes) to f32 in [0, 1].
-///
-/// # Panics
-/// If `pixels.len() != n * d`; use [`try_pixels_to_f32`] for untrusted sizes.
-pub fn pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Array2<f32> {
-    try_pixels_to_f32(pixels, n, d).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Checked [`pixels_to_f32`].
-pub fn try_pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Result<Array2<f32>, EvalError> {
-    if n.checked_mul(d) != Some(pixels.len()) {
-        return Err(EvalError::PixelLength {
-            len: pixels.len(),
-            n,
-            d,
-        });
-    }
-    let v: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    Ok(Array2::from_shape_vec((n, d), v).expect("length checked"))
 }
 
 /// Accuracy bookkeeping shared by the kNN and linear protocols.

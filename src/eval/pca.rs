@@ -10,11 +10,11 @@
 //! is folded into each product (`Xc·B = X·B − 1·(μᵀB)`), so memory stays at the input plus
 //! a few n×l and d×l blocks.
 
+use super::rng::standard_normal;
 use super::EvalError;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr_normal::standard_normal;
 use rayon::prelude::*;
 
 /// Extra columns beyond `n_components`: the classic choice that makes the randomized
@@ -266,17 +266,6 @@ fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
         }
     }
     ((0..m).map(|i| a[[i, i]]).collect(), v)
-}
-
-/// Standard normal samples by Box–Muller, so we need no `rand_distr` dependency.
-mod rand_distr_normal {
-    use rand::Rng;
-    pub fn standard_normal<R: Rng>(rng: &mut R) -> f64 {
-        // u1 in (0, 1] keeps ln finite.
-        let u1: f64 = 1.0 - rng.gen::<f64>();
-        let u2: f64 = rng.gen::<f64>();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 }
 
 #[cfg(test)]

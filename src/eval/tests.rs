@@ -641,3 +641,20 @@ linear = ["svm", "ridge"]"#,
     assert_eq!(e.weighting, Weighting::InverseDistance);
     assert_eq!(e.linear, [LinearKind::Svm, LinearKind::Ridge]);
 }
+
+#[test]
+fn l2_normalize_rows_unit_norm_and_zero_rows_kept() {
+    // Row 2: in f32, (1e-30)^2 underflows to 0 and the row would be left as it is.
+    let mut x = ndarray::array![[3.0f32, 4.0], [0.0, 0.0], [1e-30, 0.0], [-2.0, 0.0]];
+    l2_normalize_rows(&mut x);
+    assert_eq!(
+        x,
+        ndarray::array![[0.6f32, 0.8], [0.0, 0.0], [1.0, 0.0], [-1.0, 0.0]]
+    );
+    let mut big = float_data(20, 300, 9);
+    l2_normalize_rows(&mut big);
+    for row in big.rows() {
+        let n: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(n == 0.0 || (n - 1.0).abs() < 1e-6, "{n}");
+    }
+}
