@@ -16,27 +16,38 @@
 //! * one-vs-rest linear readouts ([`evaluate_linear`]): ridge (closed form, primal
 //!   or dual) and a linear SVM (dual coordinate descent), with the regularisation
 //!   chosen by cross-validation on the reference part of each split only.
+//!
+//! Beside them: the feature transforms applied before a readout ([`l2_normalize_rows`],
+//! [`random_projection`], [`pixels_to_f32`]) and the seeded randomized [`pca`] that the
+//! report's scatter figures draw.
 
+mod features;
 mod gram;
 mod knn;
 mod linear;
+mod pca;
+mod rng;
 mod split;
 
 #[cfg(test)]
 mod tests;
 
-use ndarray::{Array2, ArrayView2};
+use std::fmt;
+
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
+pub use features::{l2_normalize_rows, pixels_to_f32, random_projection, try_pixels_to_f32};
 pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
 pub use linear::{
-    evaluate_linear, evaluate_linear_detailed, linear_timing_demo, LinearModel, LinearSvm,
-    RidgeClassifier, SplitOutcome,
+    evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm, RidgeClassifier,
+    SplitOutcome,
 };
+pub use pca::{pca, pca_with_variance, Pca};
 pub use split::{held_out_split, random_splits};
 
 /// Distance between embeddings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// sqrt(sum (a - b)^2)
@@ -46,7 +57,7 @@ pub enum Metric {
 }
 
 /// How the k nearest neighbours vote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Weighting {
     /// One vote each; ties by the smaller summed distance, then the smaller class id.
@@ -86,14 +97,86 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Which linear readout.
-#[derive(Clone, Debug, PartialEq)]
+/// Which linear readout. Serde names as in the config's `evaluation.linear` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinearKind {
     /// One-vs-rest ridge regression on +-1 targets, closed form, unpenalised intercept.
     Ridge,
     /// One-vs-rest L2-regularised squared-hinge SVM (liblinear's default), C = 1/lambda.
     Svm,
 }
+
+/// A readout, as named in reports (`ResultRow::classifier`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classifier {
+    /// Exact kNN ([`evaluate_knn`]).
+    Knn,
+    /// One-vs-rest ridge ([`LinearKind::Ridge`]).
+    Ridge,
+    /// One-vs-rest linear SVM ([`LinearKind::Svm`]).
+    LinearSvm,
+}
+
+impl From<LinearKind> for Classifier {
+    fn from(kind: LinearKind) -> Self {
+        match kind {
+            LinearKind::Ridge => Classifier::Ridge,
+            LinearKind::Svm => Classifier::LinearSvm,
+        }
+    }
+}
+
+// `name()` is the serde name (the tests check the two agree); `Display` prints it,
+// so configs, reports and messages spell every choice one way.
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Euclidean => "euclidean",
+            Metric::Cosine => "cosine",
+        }
+    }
+}
+
+impl Weighting {
+    pub fn name(self) -> &'static str {
+        match self {
+            Weighting::Majority => "majority",
+            Weighting::InverseDistance => "inverse_distance",
+        }
+    }
+}
+
+impl LinearKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinearKind::Ridge => "ridge",
+            LinearKind::Svm => "svm",
+        }
+    }
+}
+
+impl Classifier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Classifier::Knn => "knn",
+            Classifier::Ridge => "ridge",
+            Classifier::LinearSvm => "linear_svm",
+        }
+    }
+}
+
+macro_rules! display_by_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    )*};
+}
+display_by_name!(Metric, Weighting, LinearKind, Classifier);
 
 /// Parameters of the linear readout.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,55 +274,14 @@ pub enum EvalError {
     ColumnMismatch { expected: usize, got: usize },
     #[error("linear system not positive definite at pivot {0} (increase lambda)")]
     NotPositiveDefinite(usize),
-}
-
-/// Seeded Gaussian random projection to `dim` columns: `x . R / sqrt(dim)` with
-/// `R ~ N(0, 1)` (d x dim, filled row by row from `ChaCha8Rng(seed)`, Box-Muller).
-/// The no-dynamics control of equal size.
-pub fn random_projection(x: ArrayView2<f32>, dim: usize, seed: u64) -> Array2<f32> {
-    use rand::{Rng, SeedableRng};
-    let d = x.ncols();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let total = d * dim;
-    let mut r = Vec::with_capacity(total + 1);
-    while r.len() < total {
-        // Box-Muller: two independent normals from two uniforms in (0, 1].
-        let u1: f64 = 1.0 - rng.gen::<f64>();
-        let u2: f64 = rng.gen::<f64>();
-        let rad = (-2.0 * u1.ln()).sqrt();
-        let th = 2.0 * std::f64::consts::PI * u2;
-        r.push((rad * th.cos()) as f32);
-        r.push((rad * th.sin()) as f32);
-    }
-    r.truncate(total);
-    let r = Array2::from_shape_vec((d, dim), r).expect("shape matches length");
-    if dim == 0 {
-        return Array2::zeros((x.nrows(), 0));
-    }
-    let mut out = x.dot(&r);
-    out.mapv_inplace(|v| v / (dim as f32).sqrt());
-    out
-}
-
-/// Pixels (row-major, n x d bytes) to f32 in [0, 1].
-///
-/// # Panics
-/// If `pixels.len() != n * d`; use [`try_pixels_to_f32`] for untrusted sizes.
-pub fn pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Array2<f32> {
-    try_pixels_to_f32(pixels, n, d).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Checked [`pixels_to_f32`].
-pub fn try_pixels_to_f32(pixels: &[u8], n: usize, d: usize) -> Result<Array2<f32>, EvalError> {
-    if n.checked_mul(d) != Some(pixels.len()) {
-        return Err(EvalError::PixelLength {
-            len: pixels.len(),
-            n,
-            d,
-        });
-    }
-    let v: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    Ok(Array2::from_shape_vec((n, d), v).expect("length checked"))
+    #[error("PCA needs at least 2 rows and 1 column, got {rows} × {cols}")]
+    PcaTooSmall { rows: usize, cols: usize },
+    #[error("PCA of {rows} × {cols} data cannot have {n_components} components (1..={max})", max = .rows.min(.cols))]
+    PcaComponents {
+        n_components: usize,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 /// Accuracy bookkeeping shared by the kNN and linear protocols.

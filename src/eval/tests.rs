@@ -371,7 +371,7 @@ fn cv_never_looks_at_queries() {
             let y = labels(100, 3, 32);
             let splits = random_splits(100, 60, 40, 2, 4).unwrap();
             let p = LinearParams {
-                kind: kind.clone(),
+                kind,
                 lambdas: vec![0.01, 1.0, 100.0],
                 cv_folds: 3,
                 standardize,
@@ -521,26 +521,6 @@ fn timing_knn_full_protocol() {
     println!("kNN protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
 }
 
-#[test]
-#[ignore]
-fn timing_svm_pixels() {
-    let n: usize = std::env::var("GEODYN_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let d: usize = std::env::var("GEODYN_D")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(784);
-    let kind = if std::env::var("GEODYN_RIDGE").is_ok() {
-        LinearKind::Ridge
-    } else {
-        LinearKind::Svm
-    };
-    let s = linear_timing_demo(n, d, kind.clone());
-    println!("{kind:?} protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
-}
-
 /// Reads the built-in IDX gz files (tiny local helper; the dataset module owns the real reader).
 fn read_idx_gz(path: &str) -> Vec<u8> {
     use std::io::Read;
@@ -588,5 +568,93 @@ fn mnist_pixel_baselines() {
             e.accuracy_sd,
             t.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// Every typed name: `name()`, `Display` and the serde name are one string, and
+/// each value comes back from it through serde_json.
+fn assert_named<T>(cases: &[(T, &str)], name: fn(T) -> &'static str)
+where
+    T: Copy + std::fmt::Debug + PartialEq + std::fmt::Display + serde::Serialize,
+    T: serde::de::DeserializeOwned,
+{
+    for &(v, want) in cases {
+        assert_eq!(name(v), want);
+        assert_eq!(v.to_string(), want);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, format!("\"{want}\""));
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v);
+    }
+}
+
+#[test]
+fn names_round_trip_through_serde() {
+    assert_named(
+        &[(Metric::Euclidean, "euclidean"), (Metric::Cosine, "cosine")],
+        Metric::name,
+    );
+    assert_named(
+        &[
+            (Weighting::Majority, "majority"),
+            (Weighting::InverseDistance, "inverse_distance"),
+        ],
+        Weighting::name,
+    );
+    assert_named(
+        &[(LinearKind::Ridge, "ridge"), (LinearKind::Svm, "svm")],
+        LinearKind::name,
+    );
+    assert_named(
+        &[
+            (Classifier::Knn, "knn"),
+            (Classifier::Ridge, "ridge"),
+            (Classifier::LinearSvm, "linear_svm"),
+        ],
+        Classifier::name,
+    );
+    assert!(serde_json::from_str::<Metric>("\"manhattan\"").is_err());
+}
+
+#[test]
+fn classifier_from_linear_kind() {
+    assert_eq!(Classifier::from(LinearKind::Ridge), Classifier::Ridge);
+    assert_eq!(Classifier::from(LinearKind::Svm), Classifier::LinearSvm);
+    // The report's classifier column for the SVM is "linear_svm", not the config's "svm".
+    assert_eq!(Classifier::from(LinearKind::Svm).name(), "linear_svm");
+}
+
+#[test]
+fn config_spellings_still_deserialize_from_toml() {
+    #[derive(serde::Deserialize)]
+    struct Eval {
+        metric: Metric,
+        weighting: Weighting,
+        linear: Vec<LinearKind>,
+    }
+    let e: Eval = toml::from_str(
+        r#"metric = "cosine"
+weighting = "inverse_distance"
+linear = ["svm", "ridge"]"#,
+    )
+    .unwrap();
+    assert_eq!(e.metric, Metric::Cosine);
+    assert_eq!(e.weighting, Weighting::InverseDistance);
+    assert_eq!(e.linear, [LinearKind::Svm, LinearKind::Ridge]);
+}
+
+#[test]
+fn l2_normalize_rows_unit_norm_and_zero_rows_kept() {
+    // Row 2: in f32, (1e-30)^2 underflows to 0 and the row would be left as it is.
+    let mut x = ndarray::array![[3.0f32, 4.0], [0.0, 0.0], [1e-30, 0.0], [-2.0, 0.0]];
+    l2_normalize_rows(&mut x);
+    assert_eq!(
+        x,
+        ndarray::array![[0.6f32, 0.8], [0.0, 0.0], [1.0, 0.0], [-1.0, 0.0]]
+    );
+    let mut big = float_data(20, 300, 9);
+    l2_normalize_rows(&mut big);
+    for row in big.rows() {
+        let n: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(n == 0.0 || (n - 1.0).abs() < 1e-6, "{n}");
     }
 }

@@ -6,9 +6,10 @@
 //! machine-readable record, schema in `docs/report-schema.md`), `report.md` (the same
 //! numbers as tables, with the honest baselines in the same table as the results), and PNG
 //! figures (PCA scatter, confusion heatmap, accuracy against time, weight histograms).
-//! Nothing here runs a simulation or a classifier; the one computation is a seeded
-//! randomized PCA for the scatter figure. Plot text uses a vendored DejaVu Sans font
-//! (`assets/fonts/`), so figures render identically on a machine with no system fonts.
+//! Nothing here runs a simulation, a classifier or a projection: the PCA scores that the
+//! scatter figure draws come from [`crate::eval::pca`]. Plot text uses a vendored DejaVu
+//! Sans font (`assets/fonts/`), so figures render identically on a machine with no system
+//! fonts.
 //!
 //! Conventions: every accuracy in a [`Report`] is a fraction in `[0, 1]`; the Markdown and
 //! the figures show percentages. Times are milliseconds of simulated time, durations of
@@ -16,12 +17,13 @@
 
 mod markdown;
 mod network;
-mod pca;
 mod plot;
 
+/// Temporary re-export: the PCA moved to `eval` (it is a computation, not rendering).
+/// Callers should import it from `crate::eval`; this goes once they do.
+pub use crate::eval::{pca, pca_with_variance, Pca};
 pub use markdown::render_markdown;
 pub use network::{export_network_npy, network_summary, quantiles, EdgeClassStats};
-pub use pca::{pca, pca_with_variance, Pca};
 pub use plot::{
     plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
 };
@@ -53,6 +55,10 @@ pub enum ReportError {
     InvalidInput(String),
     #[error("cannot load the embedded plot font: {0}")]
     Font(String),
+    /// A computation the report asked of `eval` failed (today: the PCA of a figure), so
+    /// `?` on [`pca`] keeps working in functions that return `ReportError`.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
 }
 
 /// Everything one experiment run reports. Serialised as `report.json`.

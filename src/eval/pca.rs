@@ -1,4 +1,6 @@
-//! Seeded randomized PCA (subspace iteration), for the PCA scatter figure.
+//! Seeded randomized PCA (subspace iteration): the projection behind the PCA
+//! scatter figures. It lives in `eval` because it is a computation on embeddings;
+//! `report` only draws its output.
 //!
 //! Embeddings can be 10,000 × 39,800: an exact eigendecomposition of the d×d covariance
 //! or of the n×n Gram matrix costs ~10¹² flops, so we use randomized subspace iteration
@@ -8,11 +10,11 @@
 //! is folded into each product (`Xc·B = X·B − 1·(μᵀB)`), so memory stays at the input plus
 //! a few n×l and d×l blocks.
 
-use super::ReportError;
+use super::rng::standard_normal;
+use super::EvalError;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr_normal::standard_normal;
 use rayon::prelude::*;
 
 /// Extra columns beyond `n_components`: the classic choice that makes the randomized
@@ -40,7 +42,7 @@ pub struct Pca {
 /// Principal-component scores of the rows of `x` (n × d): the centred data projected on
 /// the `n_components` leading principal directions, n × c. Deterministic for a given
 /// `seed`; each component's sign is fixed so that its largest-magnitude score is positive.
-pub fn pca(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Array2<f32>, ReportError> {
+pub fn pca(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Array2<f32>, EvalError> {
     pca_with_variance(x, n_components, seed).map(|p| p.scores)
 }
 
@@ -49,41 +51,23 @@ pub fn pca_with_variance(
     x: ArrayView2<f32>,
     n_components: usize,
     seed: u64,
-) -> Result<Pca, ReportError> {
+) -> Result<Pca, EvalError> {
     let (n, d) = x.dim();
     if n < 2 || d == 0 {
-        return Err(ReportError::InvalidInput(format!(
-            "PCA needs at least 2 rows and 1 column, got {n} × {d}"
-        )));
+        return Err(EvalError::PcaTooSmall { rows: n, cols: d });
     }
     if n_components == 0 || n_components > n.min(d) {
-        return Err(ReportError::InvalidInput(format!(
-            "PCA of {n} × {d} data cannot have {n_components} components (1..={})",
-            n.min(d)
-        )));
+        return Err(EvalError::PcaComponents {
+            n_components,
+            rows: n,
+            cols: d,
+        });
     }
-    if let Some(bad) = x.iter().find(|v| !v.is_finite()) {
-        return Err(ReportError::InvalidInput(format!(
-            "PCA input contains a non-finite value ({bad})"
-        )));
+    if let Some(((row, col), &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(EvalError::NonFinite { row, col, value });
     }
 
-    // Column means and total variance in f64: sums of 10⁴ f32 values lose digits in f32.
-    let mut mean64 = vec![0f64; d];
-    let mut sq64 = vec![0f64; d];
-    for row in x.rows() {
-        for ((m, q), &v) in mean64.iter_mut().zip(sq64.iter_mut()).zip(row.iter()) {
-            *m += v as f64;
-            *q += (v as f64) * (v as f64);
-        }
-    }
-    let nf = n as f64;
-    let total_variance: f64 = mean64
-        .iter()
-        .zip(&sq64)
-        .map(|(&s, &q)| ((q - s * s / nf) / (nf - 1.0)).max(0.0))
-        .sum();
-    let mean: Array1<f32> = mean64.iter().map(|&s| (s / nf) as f32).collect();
+    let (mean, total_variance) = mean_and_total_variance(x);
 
     let l = (n_components + OVERSAMPLE).min(n).min(d);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -118,7 +102,41 @@ pub fn pca_with_variance(
     // Project on the directions exactly (rather than Q·U·σ), so scores are the true
     // projections even where the subspace is slightly off.
     let mut scores = centred_times(x, &mean, dirs.view());
-    let mut explained_variance = Vec::with_capacity(n_components);
+    let explained_variance = fix_signs(&mut scores);
+    Ok(Pca {
+        scores,
+        explained_variance,
+        total_variance,
+    })
+}
+
+/// Column means (as f32, for the products) and the total variance (divisor n − 1),
+/// accumulated in f64: sums of 10⁴ f32 values lose digits in f32.
+fn mean_and_total_variance(x: ArrayView2<f32>) -> (Array1<f32>, f64) {
+    let (n, d) = x.dim();
+    let mut mean64 = vec![0f64; d];
+    let mut sq64 = vec![0f64; d];
+    for row in x.rows() {
+        for ((m, q), &v) in mean64.iter_mut().zip(sq64.iter_mut()).zip(row.iter()) {
+            *m += v as f64;
+            *q += (v as f64) * (v as f64);
+        }
+    }
+    let nf = n as f64;
+    let total_variance: f64 = mean64
+        .iter()
+        .zip(&sq64)
+        .map(|(&s, &q)| ((q - s * s / nf) / (nf - 1.0)).max(0.0))
+        .sum();
+    let mean: Array1<f32> = mean64.iter().map(|&s| (s / nf) as f32).collect();
+    (mean, total_variance)
+}
+
+/// Flips each score column so that its largest-magnitude entry is positive (a sign
+/// that does not depend on the seed), and returns each column's sample variance.
+fn fix_signs(scores: &mut Array2<f32>) -> Vec<f64> {
+    let nf = scores.nrows() as f64;
+    let mut explained_variance = Vec::with_capacity(scores.ncols());
     for mut col in scores.columns_mut() {
         let (mut imax, mut vmax) = (0, 0f32);
         for (i, &v) in col.iter().enumerate() {
@@ -132,11 +150,7 @@ pub fn pca_with_variance(
         let var = col.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / (nf - 1.0);
         explained_variance.push(var);
     }
-    Ok(Pca {
-        scores,
-        explained_variance,
-        total_variance,
-    })
+    explained_variance
 }
 
 /// (X − 1μᵀ)·B, n × l, in fixed row blocks in parallel.
@@ -252,17 +266,6 @@ fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
         }
     }
     ((0..m).map(|i| a[[i, i]]).collect(), v)
-}
-
-/// Standard normal samples by Box–Muller, so we need no `rand_distr` dependency.
-mod rand_distr_normal {
-    use rand::Rng;
-    pub fn standard_normal<R: Rng>(rng: &mut R) -> f64 {
-        // u1 in (0, 1] keeps ln finite.
-        let u1: f64 = 1.0 - rng.gen::<f64>();
-        let u2: f64 = rng.gen::<f64>();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 }
 
 #[cfg(test)]
@@ -404,14 +407,18 @@ mod tests {
         let empty = Array2::<f32>::zeros((0, 5));
         assert!(matches!(
             pca(empty.view(), 3, 0),
-            Err(ReportError::InvalidInput(_))
+            Err(EvalError::PcaTooSmall { rows: 0, cols: 5 })
         ));
         let x = Array2::<f32>::ones((10, 2));
-        assert!(pca(x.view(), 3, 0).is_err());
+        let err = pca(x.view(), 3, 0).unwrap_err();
+        assert!(err.to_string().contains("3 components (1..=2)"), "{err}");
         assert!(pca(x.view(), 0, 0).is_err());
         let mut y = Array2::<f32>::ones((10, 4));
         y[[3, 1]] = f32::NAN;
-        assert!(pca(y.view(), 2, 0).is_err());
+        assert!(matches!(
+            pca(y.view(), 2, 0),
+            Err(EvalError::NonFinite { row: 3, col: 1, .. })
+        ));
     }
 
     #[test]
@@ -422,7 +429,7 @@ mod tests {
     }
 
     /// Timing at the size of experiment 3 (N = 200: 10,000 × 39,800). Run with
-    /// `cargo test --lib report::pca::tests::timing_large -- --ignored --nocapture`.
+    /// `cargo test --release --lib eval::pca::tests::timing_large -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn timing_large() {
