@@ -191,7 +191,7 @@ fn run_on_built_in_digits_reports_accuracy_far_above_chance() {
         (270, 30, 10)
     );
     assert_eq!(rep.protocol.k, 5);
-    assert_eq!(rep.protocol.metric, "euclidean");
+    assert_eq!(rep.protocol.metric, geodyn::eval::Metric::Euclidean);
     let names: Vec<&str> = rep.results.iter().map(|r| r.embedding.as_str()).collect();
     assert_eq!(names, ["weights_t150", "weights_t300", "activity"]);
     for r in &rep.results {

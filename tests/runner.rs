@@ -118,7 +118,7 @@ fn reproduce_paths_quick_is_run_paths_plus_comparisons() {
     assert_eq!(bytes(&a), bytes(&b), "the same embedding, byte for byte");
     let find = |rows: &[geodyn::report::ResultRow], name: &str| {
         rows.iter()
-            .find(|r| r.embedding == name && r.classifier == "knn")
+            .find(|r| r.embedding == name && r.classifier == geodyn::eval::Classifier::Knn)
             .cloned()
             .unwrap_or_else(|| panic!("{name} row"))
     };

@@ -11,13 +11,13 @@ pub use builtin::{builtin_names, builtin_text, read_raw, BUILTIN_CONFIGS};
 pub use raw::*;
 
 use crate::embed::{EmbedError, EmbeddingKind, EmbeddingParams, PathsParams};
-use crate::eval::{KnnParams, LinearParams, Metric, Weighting};
+use crate::eval::{KnnParams, LinearParams};
 use crate::network::{
     Distribution, EdgeClass, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
     TwoPopulationSpec, WeightSpec,
 };
 use crate::sim::{RunParams, StdpParams};
-use crate::stimulus::{StimulusParams, TrainKind};
+use crate::stimulus::StimulusParams;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -628,28 +628,6 @@ impl Checker<'_> {
             split_seed: ev.split_seed,
             linear,
         })
-    }
-}
-
-/// Metric/weighting names as written in configs and reports.
-pub fn metric_name(m: Metric) -> &'static str {
-    match m {
-        Metric::Euclidean => "euclidean",
-        Metric::Cosine => "cosine",
-    }
-}
-
-pub fn weighting_name(w: Weighting) -> &'static str {
-    match w {
-        Weighting::Majority => "majority",
-        Weighting::InverseDistance => "inverse_distance",
-    }
-}
-
-pub fn train_name(t: TrainKind) -> &'static str {
-    match t {
-        TrainKind::Regular => "regular",
-        TrainKind::Poisson => "poisson",
     }
 }
 

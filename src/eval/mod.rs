@@ -47,23 +47,27 @@ pub use pca::{pca, pca_with_variance, Pca};
 pub use split::{held_out_split, random_splits};
 
 /// Distance between embeddings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// The defaults (Euclidean, inverse distance, kNN) are the source's
+// experiment-3 protocol; they fill an empty report's fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// sqrt(sum (a - b)^2)
+    #[default]
     Euclidean,
     /// 1 - cos(a, b); a zero vector is at distance 1 from everything.
     Cosine,
 }
 
 /// How the k nearest neighbours vote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Weighting {
     /// One vote each; ties by the smaller summed distance, then the smaller class id.
     Majority,
     /// Vote 1/d (sklearn's `weights="distance"`); if any neighbour is at distance
     /// exactly 0, only the zero-distance neighbours vote, equally. Ties: smaller class id.
+    #[default]
     InverseDistance,
 }
 
@@ -108,10 +112,11 @@ pub enum LinearKind {
 }
 
 /// A readout, as named in reports (`ResultRow::classifier`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Classifier {
     /// Exact kNN ([`evaluate_knn`]).
+    #[default]
     Knn,
     /// One-vs-rest ridge ([`LinearKind::Ridge`]).
     Ridge,

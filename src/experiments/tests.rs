@@ -25,7 +25,7 @@ fn quick_paths_runs_and_beats_chance() {
         .filter(|x| x.embedding.starts_with("paths_"));
     assert_eq!(paths_rows.count(), 3);
     assert_eq!(r.protocol.repeats, 10);
-    assert_eq!(r.protocol.metric, "cosine");
+    assert_eq!(r.protocol.metric, crate::eval::Metric::Cosine);
     assert!(r.baselines.iter().any(|b| b.embedding == "raw_pixels"));
     for row in &r.results {
         assert_eq!(row.per_class.len(), 10);
@@ -69,7 +69,9 @@ fn quick_stdp_runs_and_beats_chance() {
         let knn = r
             .results
             .iter()
-            .find(|row| row.classifier == "knn" && row.embedding.ends_with(name))
+            .find(|row| {
+                row.classifier == crate::eval::Classifier::Knn && row.embedding.ends_with(name)
+            })
             .expect("kNN row");
         assert_eq!(knn.per_class.len(), 2);
         // Chance is about 50%; the bar is 80%.
@@ -82,12 +84,13 @@ fn quick_stdp_runs_and_beats_chance() {
         assert!(r
             .results
             .iter()
-            .any(|row| row.classifier == "linear_svm" && row.embedding.ends_with(name)));
+            .any(|row| row.classifier == crate::eval::Classifier::LinearSvm
+                && row.embedding.ends_with(name)));
     }
     assert!(r
         .baselines
         .iter()
-        .any(|b| b.embedding == "raw_pixels" && b.classifier == "knn"));
+        .any(|b| b.embedding == "raw_pixels" && b.classifier == crate::eval::Classifier::Knn));
     for f in ["report.json", "report.md", "fig2_stdp_weights.png"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }

@@ -74,7 +74,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
             points: rep
                 .results
                 .iter()
-                .filter(|r| r.classifier == "knn")
+                .filter(|r| r.classifier == crate::eval::Classifier::Knn)
                 .filter_map(|r| r.time_ms.map(|t| (t, r.accuracy_mean, r.accuracy_sd)))
                 .collect(),
         });
@@ -107,7 +107,7 @@ fn sweep_figure(
     let base: Vec<(String, f64)> = rep
         .baselines
         .iter()
-        .filter(|r| r.classifier == "knn" && r.embedding == raw_pixels)
+        .filter(|r| r.classifier == crate::eval::Classifier::Knn && r.embedding == raw_pixels)
         .map(|r| ("raw pixels (knn)".to_string(), r.accuracy_mean))
         .collect();
     report::plot_accuracy_vs_time(

@@ -10,8 +10,8 @@ use crate::config::{self, EvalParams, ExperimentConfig, RawConfig};
 use crate::dataset::ImageSet;
 use crate::embed::Normalize;
 use crate::eval::{
-    evaluate_knn, evaluate_linear, held_out_split, pixels_to_f32, random_projection, random_splits,
-    Evaluation, LinearKind, Split,
+    evaluate_knn, evaluate_linear, held_out_split, l2_normalize_rows, pixels_to_f32,
+    random_projection, random_splits, Classifier, Evaluation, Split,
 };
 use crate::report::{
     self, DatasetInfo, ProtocolInfo, ProtocolKind, Report, ResultRow, Series, Timing,
@@ -68,31 +68,10 @@ impl EvaluateOptions {
     }
 }
 
-/// Normalises each row to unit L2 norm (f64 accumulation; zero rows stay zero).
-pub fn l2_normalize_rows(x: &mut Array2<f32>) {
-    for mut row in x.axis_iter_mut(Axis(0)) {
-        let n = row
-            .iter()
-            .map(|v| (*v as f64) * (*v as f64))
-            .sum::<f64>()
-            .sqrt();
-        if n > 0.0 {
-            row.mapv_inplace(|v| (v as f64 / n) as f32);
-        }
-    }
-}
-
-fn linear_name(k: &LinearKind) -> &'static str {
-    match k {
-        LinearKind::Ridge => "ridge",
-        LinearKind::Svm => "linear_svm",
-    }
-}
-
 /// A report row from an evaluation.
 pub fn result_row(
     embedding: &str,
-    classifier: &str,
+    classifier: Classifier,
     n_rec: Option<usize>,
     time: Option<f64>,
     dim: usize,
@@ -100,7 +79,7 @@ pub fn result_row(
 ) -> ResultRow {
     ResultRow {
         embedding: embedding.to_string(),
-        classifier: classifier.to_string(),
+        classifier,
         n_recurrent: n_rec,
         time_ms: time,
         dim,
@@ -201,8 +180,8 @@ impl<'a> Evaluator<'a> {
             n_query: splits.first().map_or(0, |s| s.query.len()),
             repeats: splits.len(),
             k: params.knn.k,
-            metric: config::metric_name(params.knn.metric).to_string(),
-            weighting: config::weighting_name(params.knn.weighting).to_string(),
+            metric: params.knn.metric,
+            weighting: params.knn.weighting,
             split_seed: params.split_seed,
         };
         Ok(Evaluator {
@@ -275,7 +254,10 @@ impl<'a> Evaluator<'a> {
             &self.splits,
             &self.params.knn,
         )?;
-        Ok(self.scored(result_row(name, "knn", n_rec, time, x.ncols(), &e), t))
+        Ok(self.scored(
+            result_row(name, Classifier::Knn, n_rec, time, x.ncols(), &e),
+            t,
+        ))
     }
 
     /// kNN and (if small enough) linear readouts of a prepared matrix.
@@ -292,7 +274,7 @@ impl<'a> Evaluator<'a> {
             if dim > self.linear_max_dim {
                 let note = format!(
                     "{}: not fitted on `{name}` ({dim} dimensions > {}); kNN only",
-                    linear_name(&lp.kind),
+                    Classifier::from(lp.kind),
                     self.linear_max_dim
                 );
                 if !self.notes.contains(&note) {
@@ -302,7 +284,7 @@ impl<'a> Evaluator<'a> {
             }
             let t = Instant::now();
             let e = evaluate_linear(x.view(), self.labels, self.n_classes, &self.splits, lp)?;
-            let row = result_row(name, linear_name(&lp.kind), n_rec, time, dim, &e);
+            let row = result_row(name, Classifier::from(lp.kind), n_rec, time, dim, &e);
             rows.push(self.scored(row, t));
         }
         Ok(rows)
@@ -470,7 +452,7 @@ impl Figures<'_> {
             return Ok(None);
         }
         let mut series = Vec::new();
-        for clf in ["knn", "linear_svm", "ridge"] {
+        for clf in [Classifier::Knn, Classifier::LinearSvm, Classifier::Ridge] {
             let pts: Vec<(f64, f64, f64)> = timed
                 .iter()
                 .filter(|r| r.classifier == clf)
@@ -486,7 +468,7 @@ impl Figures<'_> {
         let base: Vec<(String, f64)> = baselines
             .iter()
             .chain(results.iter().filter(|r| r.time_ms.is_none()))
-            .filter(|r| r.classifier == "knn")
+            .filter(|r| r.classifier == Classifier::Knn)
             .map(|r| (format!("{} (knn)", r.embedding), r.accuracy_mean))
             .collect();
         let file = "accuracy_vs_time.png";
@@ -510,7 +492,7 @@ impl Figures<'_> {
         let mut files = Vec::new();
         if let Some(r) = results
             .iter()
-            .find(|r| r.embedding == name && r.classifier == "knn")
+            .find(|r| r.embedding == name && r.classifier == Classifier::Knn)
         {
             report::plot_confusion(
                 &self.out.join("confusion.png"),
@@ -520,7 +502,7 @@ impl Figures<'_> {
             files.push("confusion.png".to_string());
         }
         if x.ncols() >= 3 {
-            let scores = report::pca(x.view(), 3, self.seed)?;
+            let scores = crate::eval::pca(x.view(), 3, self.seed)?;
             report::plot_pca_scatter(
                 &self.out.join("pca.png"),
                 scores.view(),

@@ -21,8 +21,8 @@ mod store;
 pub use data::{load_images, DataSpec, LIMIT_SEED};
 pub use encoder::{row_seed, stack_view, sum_totals, Encoder, RowResult, Scratch};
 pub use evaluate::{
-    dynamics_summary, evaluate, l2_normalize_rows, result_row, score_views, Baseline, DirViews,
-    EvaluateOptions, Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
+    dynamics_summary, evaluate, result_row, score_views, Baseline, DirViews, EvaluateOptions,
+    Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
 };
 pub use observer::{Collect, Event, Observer, Quiet};
 pub use store::{

@@ -151,6 +151,6 @@ fn views_are_scored_in_order_with_trajectories_and_l2() {
 #[test]
 fn l2_rows_have_unit_norm_and_zero_rows_stay_zero() {
     let mut x = ndarray::arr2(&[[3.0f32, 4.0], [0.0, 0.0]]);
-    l2_normalize_rows(&mut x);
+    crate::eval::l2_normalize_rows(&mut x);
     assert_eq!(x, ndarray::arr2(&[[0.6f32, 0.8], [0.0, 0.0]]));
 }

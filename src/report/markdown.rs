@@ -88,8 +88,8 @@ fn protocol(s: &mut String, r: &Report) -> std::fmt::Result {
         s,
         "- kNN: k = {}, metric {}, weighting {}",
         p.k,
-        esc(&p.metric),
-        esc(&p.weighting)
+        p.metric.name(),
+        p.weighting.name()
     )?;
     Ok(())
 }
@@ -224,7 +224,7 @@ fn table_row(s: &mut String, mark: &str, row: &ResultRow) -> std::fmt::Result {
         s,
         "| {mark} | {} | {} | {} | {} | {} | {} ± {} |",
         esc(&row.embedding),
-        esc(&row.classifier),
+        row.classifier.name(),
         row.n_recurrent.map_or("-".into(), |n| n.to_string()),
         row.time_ms.map_or("-".into(), fmt_ms),
         row.dim,

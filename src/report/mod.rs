@@ -21,13 +21,13 @@ mod plot;
 
 /// Temporary re-export: the PCA moved to `eval` (it is a computation, not rendering).
 /// Callers should import it from `crate::eval`; this goes once they do.
-pub use crate::eval::{pca, pca_with_variance, Pca};
 pub use markdown::render_markdown;
 pub use network::{export_network_npy, network_summary, quantiles, EdgeClassStats};
 pub use plot::{
     plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
 };
 
+use crate::eval::{Classifier, Metric, Weighting};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub enum ReportError {
     #[error("cannot load the embedded plot font: {0}")]
     Font(String),
     /// A computation the report asked of `eval` failed (today: the PCA of a figure), so
-    /// `?` on [`pca`] keeps working in functions that return `ReportError`.
+    /// `?` on [`crate::eval::pca`] keeps working in functions that return `ReportError`.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
 }
@@ -151,8 +151,8 @@ pub struct ProtocolInfo {
     pub n_query: usize,
     pub repeats: usize,
     pub k: usize,
-    pub metric: String,
-    pub weighting: String,
+    pub metric: Metric,
+    pub weighting: Weighting,
     #[serde(default)]
     pub split_seed: u64,
 }
@@ -162,7 +162,7 @@ pub struct ProtocolInfo {
 pub struct ResultRow {
     pub embedding: String,
     /// `"knn"`, `"linear_svm"` or `"ridge"`.
-    pub classifier: String,
+    pub classifier: Classifier,
     /// Size of the recurrent layer, where the embedding comes from a network.
     #[serde(default)]
     pub n_recurrent: Option<usize>,
@@ -329,14 +329,14 @@ pub(crate) mod tests {
                 n_query: 1000,
                 repeats: 10,
                 k: 5,
-                metric: "euclidean".into(),
-                weighting: "distance".into(),
+                metric: Metric::Euclidean,
+                weighting: Weighting::InverseDistance,
                 split_seed: 7,
             },
             results: vec![
                 ResultRow {
                     embedding: "recurrent_weights".into(),
-                    classifier: "knn".into(),
+                    classifier: Classifier::Knn,
                     n_recurrent: Some(200),
                     time_ms: Some(300.0),
                     dim: 39_800,
@@ -347,7 +347,7 @@ pub(crate) mod tests {
                 },
                 ResultRow {
                     embedding: "recurrent_weights".into(),
-                    classifier: "knn".into(),
+                    classifier: Classifier::Knn,
                     n_recurrent: Some(5),
                     time_ms: Some(300.0),
                     dim: 3_935,
@@ -358,7 +358,7 @@ pub(crate) mod tests {
             ],
             baselines: vec![ResultRow {
                 embedding: "raw_pixels".into(),
-                classifier: "knn".into(),
+                classifier: Classifier::Knn,
                 dim: 784,
                 accuracy_mean: 0.95,
                 accuracy_sd: 0.005,
