@@ -140,10 +140,65 @@ mod tests {
         assert_eq!(back, t);
     }
 
+    /// Input 0 -> recurrent 1, driven five times: what a run keeps is what
+    /// its spec asks for, and nothing else.
+    fn run(spec: &RecordSpec) -> Recording {
+        use crate::network::{EdgeSpec, Network, NodeParams, NodeSpec, Population};
+        let p = NodeParams {
+            refractory_period_ms: 1.0,
+            threshold: 1.0,
+            summation_tau_ms: 10.0,
+        };
+        let node = |x: f64, population| NodeSpec {
+            position_um: [x, 0.0, 1.0],
+            population,
+            params: p,
+        };
+        let net = Network::from_edges(
+            &[
+                node(0.0, Population::Input),
+                node(10.0, Population::Recurrent),
+            ],
+            &[EdgeSpec {
+                source: 0,
+                target: 1,
+                length_um: 10.0,
+                velocity_um_per_ms: 10.0,
+                weight: 2.0,
+                plastic: false,
+            }],
+        )
+        .unwrap();
+        let stim: Vec<ExternalActivation> = (0..5)
+            .map(|k| ExternalActivation {
+                node: 0,
+                time_ms: 2.0 + 3.0 * k as f64,
+            })
+            .collect();
+        let params = crate::sim::RunParams::new(20.0, None).unwrap();
+        crate::sim::simulate(&net, &params, &stim, spec).unwrap().0
+    }
+
     #[test]
-    fn an_empty_spec_asks_for_nothing() {
-        let s = RecordSpec::default();
-        assert!(!s.activations && !s.node_counts);
-        assert!(s.activity_bin_ms.is_none() && s.weight_snapshots_ms.is_empty());
+    fn a_run_keeps_only_what_its_spec_asks_for() {
+        let none = run(&RecordSpec::default());
+        // Five stimulus activations, five arrivals, five network activations.
+        assert_eq!(none.totals.activations, 10);
+        assert!(none.activations.is_empty() && none.activation_counts.is_empty());
+        assert!(none.lost_counts.is_empty() && none.activity.is_empty());
+        assert!(none.snapshots.is_empty());
+
+        let all = run(&RecordSpec {
+            activations: true,
+            node_counts: true,
+            activity_bin_ms: Some(10.0),
+            ..Default::default()
+        });
+        assert_eq!(all.totals, none.totals, "recording does not change the run");
+        assert_eq!(all.activations.len(), 10);
+        assert_eq!(all.activation_counts, [5, 5]);
+        assert_eq!(all.activity_bins, 2);
+        assert_eq!(all.activity.iter().sum::<u32>(), 10);
+        assert!(all.snapshots.is_empty(), "no snapshot asked for");
     }
 }
