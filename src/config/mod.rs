@@ -541,15 +541,6 @@ impl Checker<'_> {
             value: e.value,
             why: e.why,
         };
-        for &t in &em.snapshot_times_ms {
-            if t.is_finite() && t > duration {
-                return Err(c.bad(
-                    "embedding.snapshot_times_ms",
-                    t,
-                    &format!("is after the end of the run (simulation.duration_ms = {duration})"),
-                ));
-            }
-        }
         let weight_edges = em.weight_edges.classes();
         let paths =
             PathsParams::new(em.paths_method, em.paths_window_ms, em.paths_dim).map_err(field)?;
@@ -563,6 +554,7 @@ impl Checker<'_> {
         .map_err(field)?
         .with_trajectory(em.trajectory)
         .with_normalize(em.normalize);
+        params.check_run_length(duration).map_err(field)?;
         if em.kind == EmbeddingKind::Weights && !raw.stdp.enabled {
             return Err(c.bad("embedding.kind", "\"weights\"", "weight changes need plasticity: set stdp.enabled = true (or use kind = \"activity\")"));
         }

@@ -62,17 +62,7 @@ impl Embedder {
         duration_ms: f64,
         seed: u64,
     ) -> Result<Embedder, EmbedError> {
-        if let Some(&t) = params
-            .snapshot_times_ms()
-            .iter()
-            .find(|&&t| t > duration_ms)
-        {
-            return Err(EmbedError {
-                field: "snapshot_times_ms",
-                value: t.to_string(),
-                why: format!("is after the end of the run ({duration_ms} ms)"),
-            });
-        }
+        params.check_run_length(duration_ms)?;
         let recurrent_nodes: Vec<usize> = (0..net.n_nodes())
             .filter(|&i| net.population[i] == Population::Recurrent)
             .collect();

@@ -175,6 +175,19 @@ impl EmbeddingParams {
         })
     }
 
+    /// Refuses snapshot times after the end of a run of `duration_ms` (a
+    /// snapshot there would never be taken).
+    pub fn check_run_length(&self, duration_ms: f64) -> Result<(), EmbedError> {
+        match self.snapshot_times_ms.iter().find(|&&t| t > duration_ms) {
+            Some(&t) => Err(bad(
+                "snapshot_times_ms",
+                t,
+                format!("is after the end of the run (simulation.duration_ms = {duration_ms})"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Also evaluate the trajectories (snapshots up to t, concatenated).
     pub fn with_trajectory(mut self, on: bool) -> EmbeddingParams {
         self.trajectory = on;

@@ -9,7 +9,7 @@
 //! them under the same splits and metric. Figure 1 is the PCA scatter of the
 //! config's own method.
 
-use super::{create_out, raw_config, refuse, ExperimentError, ExperimentOptions};
+use super::{raw_config, refuse, ExperimentError, ExperimentOptions};
 use crate::embed::PathsMethod;
 use crate::pipeline::{
     self, encode, evaluate, load_images, DataSpec, EncodeData, EvaluateOptions, Observer,
@@ -57,7 +57,6 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
             set.len()
         )));
     }
-    create_out(&opts.out)?;
     let encode_data = EncodeData {
         reference: &set,
         reference_rows: rows.as_deref(),

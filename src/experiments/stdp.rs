@@ -285,7 +285,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     // 2. Embedding with the original and the learned weights, both frozen.
     let t_enc = Instant::now();
     let mut embedded = Vec::new();
-    for (name, weights) in [("original", w0.clone()), ("learned", w.clone())] {
+    for (name, weights) in [("original", w0), ("learned", w)] {
         let (views, totals) = embed_frozen(&net, &cfg, weights, &set, &embed_idx, name, observer)?;
         embedded.push((name, views, totals));
     }

@@ -195,23 +195,35 @@ impl<'a> Encoder<'a> {
     }
 }
 
+/// The rows' vectors of view `view` (named `name`), end to end, each checked
+/// to hold `dim` numbers.
+pub(crate) fn flatten_view(
+    rows: &[RowResult],
+    view: usize,
+    name: &str,
+    dim: usize,
+) -> Result<Vec<f32>, PipelineError> {
+    let mut flat = Vec::with_capacity(rows.len() * dim);
+    for (vecs, _) in rows {
+        let v = &vecs[view];
+        if v.len() != dim {
+            return Err(PipelineError::Shape(format!(
+                "view {name}: embedding of length {} (expected {dim})",
+                v.len()
+            )));
+        }
+        flat.extend_from_slice(v);
+    }
+    Ok(flat)
+}
+
 /// Stacks the rows' vectors of view `view` into an `n x dim` matrix.
 pub fn stack_view(
     rows: &[RowResult],
     view: usize,
     dim: usize,
 ) -> Result<ndarray::Array2<f32>, PipelineError> {
-    let mut flat = Vec::with_capacity(rows.len() * dim);
-    for (vecs, _) in rows {
-        let v = &vecs[view];
-        if v.len() != dim {
-            return Err(PipelineError::Shape(format!(
-                "view {view}: embedding of length {} (expected {dim})",
-                v.len()
-            )));
-        }
-        flat.extend_from_slice(v);
-    }
+    let flat = flatten_view(rows, view, &view.to_string(), dim)?;
     ndarray::Array2::from_shape_vec((rows.len(), dim), flat)
         .map_err(|e| PipelineError::Shape(e.to_string()))
 }

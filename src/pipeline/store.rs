@@ -13,7 +13,7 @@
 //! result is byte-identical to an uninterrupted run. Nothing named `.npy`
 //! exists before the whole encode is done.
 
-use super::encoder::{sum_totals, Encoder, RowResult};
+use super::encoder::{flatten_view, sum_totals, Encoder, RowResult};
 use super::observer::{Event, Observer};
 use super::{PipelineError, ViewInfo};
 use crate::config::ExperimentConfig;
@@ -312,18 +312,7 @@ fn write_chunk(
     results: &[RowResult],
 ) -> Result<(), PipelineError> {
     for (vi, v) in job.views.iter().enumerate() {
-        let mut block = Vec::with_capacity(results.len() * v.dim);
-        for (vecs, _) in results {
-            if vecs[vi].len() != v.dim {
-                return Err(PipelineError::Other(format!(
-                    "view {}: embedding of length {} (expected {})",
-                    v.name,
-                    vecs[vi].len(),
-                    v.dim
-                )));
-            }
-            block.extend_from_slice(&vecs[vi]);
-        }
+        let block = flatten_view(results, vi, &v.name, v.dim)?;
         let p = out.join(format!("{}.partial", v.file));
         super::npy::write_rows(&p, job.n_rows, v.dim, a, &block).map_err(io(&p))?;
     }
