@@ -153,14 +153,14 @@ fn shards_are_disjoint_parts_of_the_whole() {
         .iter()
         .map(|k| tmp.path().join(format!("s{k}")))
         .collect();
-    let merged = geodyn::pipeline::merge_shards(&dirs, &tmp.path().join("merged")).unwrap();
+    let merged = geodyn::pipeline::merge_shards(&dirs, &tmp.path().join("merged"), &Quiet).unwrap();
     assert_eq!(merged.n_rows, 30);
     assert_eq!(
         files(&tmp.path().join("merged")),
         files(&tmp.path().join("all"))
     );
     assert!(
-        geodyn::pipeline::merge_shards(&dirs[..2], &tmp.path().join("m2")).is_err(),
+        geodyn::pipeline::merge_shards(&dirs[..2], &tmp.path().join("m2"), &Quiet).is_err(),
         "a missing shard is refused"
     );
 }

@@ -212,7 +212,18 @@ fn progress_goes_to_the_observer() {
         })
         .collect();
     assert_eq!(commits, [8, 16, 24, 30]);
-    assert_eq!(ev.last(), Some(&Event::Finished));
+    // The encode's task ends, then the store commits (steps on disk).
+    let last_task = ev
+        .iter()
+        .rev()
+        .find(|e| !matches!(e, Event::Durable { .. }));
+    assert_eq!(last_task, Some(&Event::Finished));
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Durable {
+            step: "manifest in place".into()
+        })
+    );
 
     let seen = Collect::new();
     let mut eo = EvaluateOptions::new(tmp.path());

@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Merge { shards, out } => {
-            let m = pipeline::merge_shards(&shards, &out)?;
+            let m = pipeline::merge_shards(&shards, &out, &Progress::new())?;
             println!(
                 "merged {} shards: {} rows in {}",
                 shards.len(),

@@ -4,16 +4,27 @@
 
 use crate::pipeline::{Event, Observer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
+    /// Fault injection for the store's crash tests: with
+    /// `GEODYN_FAULT_ABORT_AT=N` the process aborts (as a crash or `kill -9`
+    /// would end it, with no cleanup) right after the N-th store step is on
+    /// disk. Unset, it costs one branch per step.
+    abort_at: Option<usize>,
+    steps: AtomicUsize,
 }
 
 impl Progress {
     pub fn new() -> Progress {
         Progress {
             bar: Mutex::new(None),
+            abort_at: std::env::var("GEODYN_FAULT_ABORT_AT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            steps: AtomicUsize::new(0),
         }
     }
 
@@ -89,6 +100,12 @@ impl Observer for Progress {
                 });
             }
             Event::Info(line) => eprintln!("{line}"),
+            Event::Durable { .. } => {
+                let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.abort_at == Some(n) {
+                    std::process::abort();
+                }
+            }
         }
     }
 }

@@ -147,6 +147,20 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Evaluator<'a>, PipelineError> {
         let n = labels.len();
         let mut notes = Vec::new();
+        let mut present = [false; 256];
+        for &l in labels {
+            present[l as usize] = true;
+        }
+        let classes: Vec<usize> = (0..256).filter(|&c| present[c]).collect();
+        if classes.len() < 2 {
+            let warning = format!(
+                "Warning: the labels hold {} class{} ({classes:?}): every readout scores 100%, so these accuracies say nothing.",
+                classes.len(),
+                if classes.len() == 1 { "" } else { "es" }
+            );
+            observer.observe(Event::Info(warning.clone()));
+            notes.push(warning);
+        }
         let (kind, splits) = match protocol {
             Protocol::HeldOut {
                 n_reference,
@@ -324,38 +338,38 @@ pub trait ViewSource {
     fn load(&self, i: usize) -> Result<Cow<'_, Array2<f32>>, PipelineError>;
 }
 
-/// The views of a complete encode directory.
+/// The views of a complete encode directory, each checked against its
+/// manifest (size, CRC-32, shape) as it is read.
 pub struct DirViews {
     dir: PathBuf,
-    views: Vec<ViewInfo>,
+    manifest: super::Manifest,
 }
 
 impl DirViews {
-    pub fn new(dir: &Path, views: Vec<ViewInfo>) -> DirViews {
+    pub fn new(dir: &Path, manifest: &super::Manifest) -> DirViews {
         DirViews {
             dir: dir.to_path_buf(),
-            views,
+            manifest: manifest.clone(),
         }
     }
 }
 
 impl ViewSource for DirViews {
     fn views(&self) -> &[ViewInfo] {
-        &self.views
+        &self.manifest.views
     }
     fn load(&self, i: usize) -> Result<Cow<'_, Array2<f32>>, PipelineError> {
-        let p = self.dir.join(&self.views[i].file);
-        let x: Array2<f32> = ndarray_npy::read_npy(&p).map_err(|e| PipelineError::Corrupt {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
-        if x.ncols() != self.views[i].dim {
+        let v = &self.manifest.views[i];
+        let x: Array2<f32> =
+            super::store::read_npy_checked(&self.dir, self.manifest.file_sum(&v.file)?)?;
+        if x.dim() != (self.manifest.n_rows, v.dim) {
             return Err(PipelineError::Corrupt {
-                path: p,
+                path: self.dir.join(&v.file),
                 message: format!(
-                    "{} columns; the manifest says {}",
-                    x.ncols(),
-                    self.views[i].dim
+                    "shape {:?}; the manifest says ({}, {})",
+                    x.dim(),
+                    self.manifest.n_rows,
+                    v.dim
                 ),
             });
         }
@@ -560,6 +574,34 @@ fn encoded_pixels(
         (Some(i), Some(l)) => Some(ImageSet::load(Path::new(i), Path::new(l))?),
         _ => None,
     };
+    // The baselines must see exactly the encoded images.
+    let mut now = Vec::new();
+    for (set, images, labels) in [
+        (Some(&reference), "images", "labels"),
+        (query.as_ref(), "query_images", "query_labels"),
+    ] {
+        if let Some(set) = set {
+            for (role, path, hash) in [
+                (images, &set.images_path, super::store::images_sha256(set)),
+                (labels, &set.labels_path, super::store::labels_sha256(set)),
+            ] {
+                let recorded = m.inputs.iter().find(|f| f.role == role);
+                now.push(super::InputFile {
+                    role: role.to_string(),
+                    path: recorded.map_or_else(|| path.display().to_string(), |f| f.path.clone()),
+                    bytes: 0,
+                    modified_unix_s: None,
+                    content_sha256: hash,
+                });
+            }
+        }
+    }
+    if let Some(why) = super::store::inputs_changed(&m.inputs, &now) {
+        return Err(PipelineError::Other(format!(
+            "{}: cannot compute the baselines: {why}",
+            dir.display()
+        )));
+    }
     let mut pixel_labels = reference.labels.clone();
     let mut pixels = reference.pixels.clone();
     if let Some(q) = &query {
@@ -584,6 +626,8 @@ pub fn evaluate(
     observer: &dyn Observer,
 ) -> Result<Report, PipelineError> {
     let t0 = Instant::now();
+    // Held while reading, so no encode can --restart the directory meanwhile.
+    let _lock = super::DirLock::shared(dir)?;
     let manifest = read_manifest(dir)?;
     if manifest.shard.is_some() {
         return Err(PipelineError::Other(format!(
@@ -595,12 +639,17 @@ pub fn evaluate(
     let mut raw = config::parse(&manifest.config_toml, &mpath)?;
     opts.apply(&mut raw);
     let cfg = raw.check(&mpath)?;
-    let lp = dir.join("labels.npy");
-    let labels: Array1<u8> = ndarray_npy::read_npy(&lp).map_err(|e| PipelineError::Corrupt {
-        path: lp.clone(),
-        message: e.to_string(),
-    })?;
+    let labels: Array1<u8> = super::store::read_npy_checked(dir, manifest.file_sum("labels.npy")?)?;
+    if labels.len() != manifest.n_rows {
+        return Err(PipelineError::Corrupt {
+            path: dir.join("labels.npy"),
+            message: format!("{} labels for {} rows", labels.len(), manifest.n_rows),
+        });
+    }
     let labels = labels.to_vec();
+    for v in &manifest.views {
+        super::store::verify_size(dir, manifest.file_sum(&v.file)?)?;
+    }
     let (pixels, reference) = encoded_pixels(dir, &manifest, &labels)?;
     let protocol = match manifest.n_query_set {
         Some(nq) => Protocol::HeldOut {
@@ -620,7 +669,7 @@ pub fn evaluate(
         ev.protocol().n_reference,
         ev.protocol().n_query
     )));
-    let source = DirViews::new(dir, manifest.views.clone());
+    let source = DirViews::new(dir, &manifest);
     let n_rec = Some(manifest.n_recurrent);
     let scored = score_views(&mut ev, &source, "", n_rec, cfg.embedding().trajectory())?;
     let dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();

@@ -26,7 +26,8 @@ pub use evaluate::{
 };
 pub use observer::{Collect, Event, Observer, Quiet};
 pub use store::{
-    encode, encode_with, merge_shards, read_manifest, EncodeData, EncodeOptions, Manifest,
+    encode, encode_with, merge_shards, read_manifest, DirLock, EncodeData, EncodeOptions, FileSum,
+    InputFile, Manifest, LOCK_FILE, STORE_FORMAT,
 };
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,8 @@ pub enum PipelineError {
     Corrupt { path: PathBuf, message: String },
     #[error("{0}: no manifest.json: the encode there is missing or incomplete (rerun `geodyn encode` to resume it)")]
     Incomplete(PathBuf),
+    #[error("{} is being written by another geodyn process ({holder}); wait for it to finish, or choose another --out", dir.display())]
+    Locked { dir: PathBuf, holder: String },
     #[error("stopped after committing {0} new chunks (resume by running again)")]
     Interrupted(usize),
     #[error("{0}")]

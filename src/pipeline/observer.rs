@@ -27,6 +27,11 @@ pub enum Event {
         rows_total: usize,
         seconds: f64,
     },
+    /// A step of the store's commit protocol is on disk (a chunk's rows, its
+    /// marker, a staged file, a rename into place, the manifest). A stop
+    /// asked for by [`Observer::should_stop`] is honoured right after each,
+    /// and a later run resumes from there to the same bytes.
+    Durable { step: String },
     /// A readout was scored (`seconds` of wall time).
     Scored { row: Box<ResultRow>, seconds: f64 },
     /// A line worth telling the user (what is being run, where it goes).
@@ -38,8 +43,9 @@ pub enum Event {
 pub trait Observer: Sync {
     fn observe(&self, event: Event);
 
-    /// Asked before each chunk of an encode: `true` stops the encode cleanly
-    /// after the chunks already committed (a later run resumes from there),
+    /// Asked before each chunk of an encode and after each store step
+    /// ([`Event::Durable`]): `true` stops the encode cleanly after what is
+    /// already on disk (a later run resumes from there),
     /// with [`super::PipelineError::Interrupted`]. For cancellation (Ctrl-C,
     /// a time limit).
     fn should_stop(&self) -> bool {
