@@ -566,3 +566,25 @@ fn a_single_class_is_reported_with_a_warning() {
         rep.notes
     );
 }
+
+#[test]
+fn a_non_utf8_input_path_is_refused_up_front() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let odd = tmp.path().join(std::ffi::OsStr::from_bytes(b"digits-\xff"));
+    std::fs::create_dir_all(&odd).unwrap();
+    let (set, _) = subset(20, 12);
+    let (ip, lp) = write_set(&odd, &set);
+    let set = ImageSet::load(&ip, &lp).unwrap();
+    let data = EncodeData {
+        reference: &set,
+        reference_rows: None,
+        query: None,
+    };
+    let dir = tmp.path().join("enc");
+    let err = encode(&small_config(6, 60.0), &data, &opts(&dir, 10), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not valid UTF-8"), "{err}");
+    assert!(!dir.exists(), "refused before anything was written");
+}
