@@ -494,7 +494,10 @@ impl Checker<'_> {
         )?;
         let input_nodes = c.node_params("network.input_nodes", &net.input_nodes)?;
         let recurrent_nodes = c.node_params("network.recurrent_nodes", &net.recurrent_nodes)?;
-        let sizes = [net.input_rows * net.input_cols, net.n_recurrent];
+        let sizes = [
+            net.input_rows.saturating_mul(net.input_cols),
+            net.n_recurrent,
+        ];
         for (x, name, params) in [
             (0, "network.input_nodes", &input_nodes),
             (1, "network.recurrent_nodes", &recurrent_nodes),

@@ -252,9 +252,9 @@ pub enum SimError {
         "run stopped at t = {time_ms:.3} ms: {count} {what} passed the limit of {limit} \
          ({key}); node {node} is the busiest, with {node_activations} activations \
          ({rate_hz:.0} Hz; its refractory period {node_refractory_ms} ms allows up to \
-         {max_rate_hz}): the network's activity is running away. Balance excitation \
-         (weights, thresholds, refractory periods), or raise simulation.{key} if the run \
-         is meant to be this busy"
+         {max_rate_hz}). A rate far above normal means the activity is running away: \
+         balance excitation (weights, thresholds, refractory periods). A run that is \
+         just long or large needs a higher simulation.{key}"
     )]
     Runaway {
         what: &'static str,
