@@ -21,6 +21,7 @@ pub mod dataset;
 pub mod embed;
 pub mod eval;
 pub mod experiments;
+pub mod memory;
 pub mod network;
 pub mod pipeline;
 pub mod record;

@@ -16,7 +16,7 @@ use crate::network::{
     Distribution, EdgeClass, EdgeSpec, NodeParams, NodeParamsSpec, NodeSpec, Population,
     TwoPopulationSpec, WeightSpec,
 };
-use crate::sim::{RunParams, StdpParams};
+use crate::sim::{RunLimits, RunParams, StdpParams};
 use crate::stimulus::StimulusParams;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,69 @@ pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })
+}
+
+/// Why a node on a cycle of edges needs a refractory period R > 0. With R = 0
+/// an arrival at the instant of a node's activation is integrated, so a node
+/// can activate any number of times at one instant, and every activation
+/// emits on all out-edges: around a cycle of excitatory edges the activity
+/// grows geometrically with nothing to bound it. Any R > 0 bounds a node to
+/// at most one activation per R (times are f64, so an arrival at the same
+/// instant is always refractory); what is left, a finite but very high rate,
+/// is bounded by the engine's run limits. A node on no cycle cannot be
+/// re-excited by its own activity (its activations are bounded by its
+/// arrivals), so R = 0 stays allowed there, e.g. for feed-forward input nodes.
+const ZERO_REFRACTORY: &str = "a node on a cycle of edges needs a refractory period > 0: \
+     with R = 0 it can activate again at the same instant, so activity around the cycle \
+     grows without bound; R > 0 caps each node at 1/R activations per ms";
+
+/// Whether population `x` of a two-population network can lie on a directed
+/// cycle: edges within it (and two nodes to join), or edges both ways
+/// between it and the other population (both non-empty).
+fn population_on_cycle(p: &[[f64; 2]; 2], sizes: [usize; 2], x: usize) -> bool {
+    let y = 1 - x;
+    (p[x][x] > 0.0 && sizes[x] >= 2)
+        || (p[x][y] > 0.0 && p[y][x] > 0.0 && sizes[x] >= 1 && sizes[y] >= 1)
+}
+
+/// Per node: whether it survives repeatedly removing nodes with no incoming
+/// or no outgoing edge among those left. Every node on a directed cycle
+/// survives (and so does a node on a path from one cycle to another); a node
+/// that does not survive has activity bounded by its arrivals.
+fn on_or_between_cycles(n: usize, edges: &[EdgeSpec]) -> Vec<bool> {
+    let mut out_adj = vec![Vec::new(); n];
+    let mut in_adj = vec![Vec::new(); n];
+    let (mut in_deg, mut out_deg) = (vec![0usize; n], vec![0usize; n]);
+    for e in edges {
+        let (s, t) = (e.source as usize, e.target as usize);
+        out_adj[s].push(t);
+        in_adj[t].push(s);
+        out_deg[s] += 1;
+        in_deg[t] += 1;
+    }
+    let mut alive = vec![true; n];
+    let mut stack: Vec<usize> = (0..n)
+        .filter(|&i| in_deg[i] == 0 || out_deg[i] == 0)
+        .collect();
+    while let Some(i) = stack.pop() {
+        if !alive[i] {
+            continue;
+        }
+        alive[i] = false;
+        for &t in &out_adj[i] {
+            in_deg[t] -= 1;
+            if alive[t] && in_deg[t] == 0 {
+                stack.push(t);
+            }
+        }
+        for &s in &in_adj[i] {
+            out_deg[s] -= 1;
+            if alive[s] && out_deg[s] == 0 {
+                stack.push(s);
+            }
+        }
+    }
+    alive
 }
 
 struct Checker<'a> {
@@ -313,12 +376,7 @@ impl RawConfig {
             seed: self.seed,
             network,
             plastic_edges,
-            run: RunParams::new(duration, stdp).map_err(|e| match e {
-                crate::sim::SimError::Param { value, why, .. } => {
-                    c.bad("simulation.duration_ms", value, &why)
-                }
-                other => c.bad("simulation.duration_ms", duration, &other.to_string()),
-            })?,
+            run: c.run(&self.simulation, duration, stdp)?,
             stimulus,
             embedding,
             evaluation,
@@ -329,6 +387,31 @@ impl RawConfig {
 }
 
 impl Checker<'_> {
+    /// The run parameters: duration, STDP and the limits (unset: defaults).
+    fn run(
+        &self,
+        sim: &RawSimulation,
+        duration: f64,
+        stdp: Option<StdpParams>,
+    ) -> Result<RunParams, ConfigError> {
+        let sim_field = |e: crate::sim::SimError, field: &str, value: f64| match e {
+            crate::sim::SimError::Param { name, value, why } => {
+                self.bad(&format!("simulation.{name}"), value, &why)
+            }
+            other => self.bad(field, value, &other.to_string()),
+        };
+        let d = RunLimits::default();
+        let limits = RunLimits {
+            max_events_in_flight: sim.max_events_in_flight.unwrap_or(d.max_events_in_flight),
+            max_activations: sim.max_activations.unwrap_or(d.max_activations),
+            max_arrivals: sim.max_arrivals.unwrap_or(d.max_arrivals),
+        };
+        RunParams::new(duration, stdp)
+            .map_err(|e| sim_field(e, "simulation.duration_ms", duration))?
+            .with_limits(limits)
+            .map_err(|e| sim_field(e, "simulation", 0.0))
+    }
+
     fn network(&self, net: &RawNetwork) -> Result<NetworkPlan, ConfigError> {
         match net.builder {
             Builder::Layered | Builder::Sbm => self.two_population(net),
@@ -409,6 +492,32 @@ impl Checker<'_> {
             |v| v.is_finite() && v > 0.0,
             "a conduction velocity must be > 0",
         )?;
+        let input_nodes = c.node_params("network.input_nodes", &net.input_nodes)?;
+        let recurrent_nodes = c.node_params("network.recurrent_nodes", &net.recurrent_nodes)?;
+        let sizes = [
+            net.input_rows.saturating_mul(net.input_cols),
+            net.n_recurrent,
+        ];
+        for (x, name, params) in [
+            (0, "network.input_nodes", &input_nodes),
+            (1, "network.recurrent_nodes", &recurrent_nodes),
+        ] {
+            let r = params.refractory_period_ms.min();
+            if r <= 0.0 && population_on_cycle(&p, sizes, x) {
+                return Err(c.bad(
+                    &format!("{name}.refractory_period_ms"),
+                    r,
+                    &format!(
+                        "{ZERO_REFRACTORY} (these nodes lie on cycles: see network.{})",
+                        if net.builder == Builder::Layered {
+                            "recurrent_connection_probability"
+                        } else {
+                            "connection_probability"
+                        }
+                    ),
+                ));
+            }
+        }
         Ok(NetworkPlan::TwoPopulation(Box::new(TwoPopulationSpec {
             input_rows: net.input_rows,
             input_cols: net.input_cols,
@@ -420,8 +529,8 @@ impl Checker<'_> {
             tortuosity_min: tort.0,
             tortuosity_max: tort.1,
             velocity_um_per_ms: velocity,
-            input_nodes: c.node_params("network.input_nodes", &net.input_nodes)?,
-            recurrent_nodes: c.node_params("network.recurrent_nodes", &net.recurrent_nodes)?,
+            input_nodes,
+            recurrent_nodes,
             input_weights: c.weights(
                 "network.input_weights",
                 &net.input_weights,
@@ -478,6 +587,18 @@ impl Checker<'_> {
                 weight: c.finite(&f("weight"), e.weight)?,
                 plastic: false,
             });
+        }
+        let looped = on_or_between_cycles(nodes.len(), &edges);
+        if let Some(i) =
+            (0..nodes.len()).find(|&i| looped[i] && nodes[i].params.refractory_period_ms <= 0.0)
+        {
+            return Err(c.bad(
+                &format!("network.nodes[{i}].refractory_period_ms"),
+                nodes[i].params.refractory_period_ms,
+                &format!(
+                    "{ZERO_REFRACTORY} (node {i} lies on a cycle of edges, or between cycles)"
+                ),
+            ));
         }
         Ok(NetworkPlan::EdgeList { nodes, edges })
     }

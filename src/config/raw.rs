@@ -202,12 +202,24 @@ impl Default for RawStimulus {
 pub struct RawSimulation {
     #[serde(default = "d_duration")]
     pub duration_ms: f64,
+    /// Limits of one run (see `sim::RunLimits`; unset: its defaults). A run
+    /// that passes one stops with an error naming the busiest node. Unset
+    /// keys are not serialised, so configs without them keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events_in_flight: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_activations: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_arrivals: Option<u64>,
 }
 
 impl Default for RawSimulation {
     fn default() -> Self {
         RawSimulation {
             duration_ms: d_duration(),
+            max_events_in_flight: None,
+            max_activations: None,
+            max_arrivals: None,
         }
     }
 }

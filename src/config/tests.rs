@@ -237,3 +237,123 @@ kind = "activity"
     let bad = text.replace("velocity_um_per_ms = 10.0", "velocity_um_per_ms = -10.0");
     assert!(error_of(&bad).contains("network.edges[0].velocity_um_per_ms = -10"));
 }
+
+#[test]
+fn zero_refractory_period_on_a_cycle_is_rejected() {
+    // The recurrent layer is all-to-all: R = 0 there lets activity explode.
+    let text = base().replacen(
+        "[network.recurrent_nodes]\nrefractory_period_ms = 5.0",
+        "[network.recurrent_nodes]\nrefractory_period_ms = 0.0",
+        1,
+    );
+    let msg = error_of(&text);
+    assert!(
+        msg.contains("network.recurrent_nodes.refractory_period_ms = 0")
+            && msg.contains("cycle")
+            && msg.contains("recurrent_connection_probability"),
+        "{msg}"
+    );
+    // A uniform draw that can reach 0 is the same.
+    let text = base().replacen(
+        "[network.recurrent_nodes]\nrefractory_period_ms = 5.0",
+        "[network.recurrent_nodes]\nrefractory_period_ms = { min = 0.0, max = 2.0 }",
+        1,
+    );
+    assert!(error_of(&text).contains("network.recurrent_nodes.refractory_period_ms = 0"));
+    // Without recurrent edges nothing loops, so R = 0 is allowed; so it is
+    // for the feed-forward input nodes of the layered network.
+    let text = base()
+        .replacen(
+            "[network.recurrent_nodes]\nrefractory_period_ms = 5.0",
+            "[network.recurrent_nodes]\nrefractory_period_ms = 0.0",
+            1,
+        )
+        .replace(
+            "recurrent_connection_probability = 1.0",
+            "recurrent_connection_probability = 0.0",
+        )
+        .replace(
+            "refractory_period_ms = 5.0            # caps",
+            "refractory_period_ms = 0.0            # caps",
+        );
+    parse(&text, Path::new("t"))
+        .unwrap()
+        .check(Path::new("t"))
+        .unwrap();
+}
+
+#[test]
+fn zero_refractory_period_in_an_edge_list_cycle_is_rejected() {
+    let chain = r#"
+experiment = "loop"
+[network]
+builder = "edge_list"
+[[network.nodes]]
+position_um = [0.0, 0.0, 0.0]
+population = "input"
+refractory_period_ms = 0.0
+[[network.nodes]]
+position_um = [30.0, 40.0, 0.0]
+refractory_period_ms = 0.0
+[[network.nodes]]
+position_um = [60.0, 40.0, 0.0]
+refractory_period_ms = 0.0
+[[network.edges]]
+source = 0
+target = 1
+velocity_um_per_ms = 10.0
+weight = 1.0
+[[network.edges]]
+source = 1
+target = 2
+velocity_um_per_ms = 10.0
+weight = 1.0
+[embedding]
+kind = "activity"
+"#;
+    // A chain: no cycle, R = 0 is fine.
+    parse(chain, Path::new("t"))
+        .unwrap()
+        .check(Path::new("t"))
+        .unwrap();
+    // Close 1 -> 2 -> 1: nodes 1 and 2 now lie on a cycle.
+    let looped = chain.replace(
+        "[embedding]",
+        "[[network.edges]]\nsource = 2\ntarget = 1\nvelocity_um_per_ms = 10.0\nweight = 1.0\n[embedding]",
+    );
+    let msg = error_of(&looped);
+    assert!(
+        msg.contains("network.nodes[1].refractory_period_ms = 0") && msg.contains("cycle"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn run_limits_are_read_and_checked() {
+    let text = replaced(
+        "duration_ms = 600.0",
+        "duration_ms = 600.0\nmax_events_in_flight = 1000\nmax_arrivals = 5000",
+    );
+    let cfg = parse(&text, Path::new("t"))
+        .unwrap()
+        .check(Path::new("t"))
+        .unwrap();
+    let l = cfg.run().limits();
+    assert_eq!(l.max_events_in_flight, 1000);
+    assert_eq!(l.max_arrivals, 5000);
+    assert_eq!(
+        l.max_activations,
+        crate::sim::RunLimits::default().max_activations
+    );
+    let msg = error_of(&replaced(
+        "duration_ms = 600.0",
+        "duration_ms = 600.0\nmax_activations = 0",
+    ));
+    assert!(msg.contains("simulation.max_activations = 0"), "{msg}");
+    // Unset limits are not serialised: the shipped configs keep their hash.
+    let plain = parse(&base(), Path::new("t")).unwrap();
+    let canonical = toml::to_string(&plain).unwrap();
+    for key in ["max_events_in_flight", "max_activations", "max_arrivals"] {
+        assert!(!canonical.contains(key), "{key} in {canonical}");
+    }
+}

@@ -109,10 +109,76 @@ fn draw_params(spec: &NodeParamsSpec, rng: &mut ChaCha8Rng) -> NodeParams {
 /// row-major pixel order on a grid in the z = 0 plane centred on the box's x-y
 /// centre; recurrent nodes follow.
 pub fn build_two_population(spec: &TwoPopulationSpec, seed: u64) -> Result<Network, NetworkError> {
+    let edge_bound = check_size(spec)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let nodes = place_nodes(spec, &mut rng);
-    let edges = draw_edges(spec, &nodes, &mut rng)?;
+    let edges = draw_edges(spec, &nodes, &mut rng, edge_bound)?;
     Network::from_edges(&nodes, &edges)
+}
+
+/// Bytes per edge while a network is built: the drawn edge list, the sort
+/// order of `from_edges`, and the network's own per-edge arrays (source,
+/// target, length, velocity, latency, weight, plastic flag, class).
+const BUILD_BYTES_PER_EDGE: u64 = (std::mem::size_of::<EdgeSpec>()
+    + std::mem::size_of::<usize>()
+    + 4
+    + 4
+    + 8
+    + 8
+    + 8
+    + 4
+    + 1
+    + 1) as u64;
+/// Bytes per node while a network is built (spec, then the network's arrays).
+const BUILD_BYTES_PER_NODE: u64 =
+    (std::mem::size_of::<NodeSpec>() + 24 + 1 + 8 + 8 + 8 + 4 + 4 + 4) as u64;
+
+/// Checks, before anything is drawn, that the network can be built: its edges
+/// fit in u32 ids and its nodes and edges (an upper bound on their number:
+/// the expected count plus six standard deviations) fit in memory. Returns
+/// that bound, to reserve the edge list once.
+fn check_size(spec: &TwoPopulationSpec) -> Result<u64, NetworkError> {
+    let sizes = [
+        (spec.input_rows as f64) * (spec.input_cols as f64),
+        spec.n_recurrent as f64,
+    ];
+    let (mut mean, mut var) = (0.0f64, 0.0f64);
+    for a in 0..2 {
+        for b in 0..2 {
+            let p = spec.connection_probability[a][b];
+            // Ordered pairs of distinct nodes.
+            let pairs = if a == b {
+                sizes[a] * (sizes[a] - 1.0).max(0.0)
+            } else {
+                sizes[a] * sizes[b]
+            };
+            mean += pairs * p;
+            var += pairs * p * (1.0 - p);
+        }
+    }
+    let n_nodes = sizes[0] + sizes[1];
+    let bound = (mean + 6.0 * var.sqrt()).ceil();
+    if n_nodes >= u32::MAX as f64 || mean >= u32::MAX as f64 {
+        return Err(NetworkError::Other(format!(
+            "{n_nodes} nodes with about {mean:.3e} edges: node and edge ids are u32, so a \
+             network holds at most {} of each",
+            u32::MAX - 1
+        )));
+    }
+    let bound = bound.min(u32::MAX as f64) as u64;
+    let needed = bound
+        .saturating_mul(BUILD_BYTES_PER_EDGE)
+        .saturating_add((n_nodes as u64).saturating_mul(BUILD_BYTES_PER_NODE));
+    crate::memory::check(
+        || {
+            format!(
+                "network of {n_nodes} nodes and about {mean:.3e} edges ({BUILD_BYTES_PER_EDGE} \
+                 bytes per edge while built)"
+            )
+        },
+        needed,
+    )?;
+    Ok(bound)
 }
 
 /// The input grid (centred over the recurrent box, at z = 0), the recurrent
@@ -173,9 +239,15 @@ fn draw_edges(
     spec: &TwoPopulationSpec,
     nodes: &[NodeSpec],
     rng: &mut ChaCha8Rng,
+    edge_bound: u64,
 ) -> Result<Vec<EdgeSpec>, NetworkError> {
     let n = nodes.len();
     let mut edges = Vec::new();
+    // Reserved once (the bound passed the memory check), so the list does
+    // not double past it; an allocation the system still refuses is an error.
+    crate::memory::try_reserve(&mut edges, edge_bound as usize, || {
+        format!("edge list of {edge_bound} edges")
+    })?;
     for s in 0..n {
         let ps = nodes[s].population;
         for t in 0..n {

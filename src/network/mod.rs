@@ -89,6 +89,8 @@ pub enum NetworkError {
     },
     #[error("network: {0}")]
     Other(String),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
 }
 
 /// A built network: nodes and CSR edges, all flat arrays. The fields are

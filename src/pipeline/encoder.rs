@@ -140,6 +140,39 @@ impl<'a> Encoder<'a> {
         )
     }
 
+    /// Refuses a stimulus too big for memory before it is drawn: its size
+    /// follows from the run length and the rates (a 1e9 ms run asked for
+    /// 194 GB, and took 46 s counting the trains first). The bound is cheap:
+    /// every lit pixel at its rate for the whole duration, plus one spike
+    /// and, for Poisson trains, six standard deviations.
+    fn check_stimulus_size(&self, pixels: &[u8]) -> Result<(), PipelineError> {
+        // Below this, skip the look at free memory (one file read per row).
+        const SMALL_BYTES: u64 = 64 << 20;
+        let p = &self.stimulus;
+        let expected: f64 = pixels
+            .iter()
+            .map(|&px| p.duration_ms * p.max_rate_hz / 1000.0 * f64::from(px) / 255.0)
+            .map(|m| m + 6.0 * m.sqrt() + 1.0)
+            .sum();
+        // Each activation is held twice: the train, and the engine's queue
+        // of it (a 16-byte key).
+        let per_spike = (std::mem::size_of::<ExternalActivation>() + 16) as f64;
+        let bytes = (expected * per_spike).min(u64::MAX as f64) as u64;
+        if bytes > SMALL_BYTES {
+            crate::memory::check(
+                || {
+                    format!(
+                        "stimulus: up to {expected:.3e} input activations over {} ms at up to \
+                         {} Hz",
+                        p.duration_ms, p.max_rate_hz
+                    )
+                },
+                bytes,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Simulates `pixels` as row `row`, recording `spec`; returns the
     /// recording and the weights at the end of the run.
     pub fn simulate(
@@ -149,6 +182,7 @@ impl<'a> Encoder<'a> {
         row: usize,
         spec: &RecordSpec,
     ) -> Result<Recording, PipelineError> {
+        self.check_stimulus_size(pixels)?;
         let stim = self.stimulus(pixels, row);
         scratch.weights.clear();
         scratch.weights.extend_from_slice(&self.initial_weights);
@@ -185,6 +219,7 @@ impl<'a> Encoder<'a> {
         image: &(dyn Fn(usize) -> &'i [u8] + Sync),
         observer: &dyn Observer,
     ) -> Result<Vec<RowResult>, PipelineError> {
+        self.check_rows_size(rows.len())?;
         rows.into_par_iter()
             .map_init(Scratch::default, |scratch, row| {
                 let r = self.encode_row(scratch, image(row), row);
@@ -192,6 +227,30 @@ impl<'a> Encoder<'a> {
                 r
             })
             .collect()
+    }
+}
+
+impl Encoder<'_> {
+    /// Refuses a block of `n_rows` rows whose vectors do not fit in memory:
+    /// each row holds every view (`dim` floats each, set by the config: an
+    /// activity view is nodes x bins), and a view is copied once more when
+    /// written. A 1e7 ms run with 100 ms bins made 394 MB per row.
+    fn check_rows_size(&self, n_rows: usize) -> Result<(), PipelineError> {
+        let dims: u64 = self.views().iter().map(|v| v.dim as u64).sum();
+        let widest = self.views().iter().map(|v| v.dim as u64).max().unwrap_or(0);
+        let floats = (n_rows as u64)
+            .saturating_mul(dims)
+            .saturating_add((n_rows as u64).saturating_mul(widest));
+        crate::memory::check(
+            || {
+                format!(
+                    "embeddings of {n_rows} rows with {} views of {dims} numbers in all",
+                    self.views().len()
+                )
+            },
+            crate::memory::bytes_of::<f32>(floats),
+        )?;
+        Ok(())
     }
 }
 
@@ -203,7 +262,11 @@ pub(crate) fn flatten_view(
     name: &str,
     dim: usize,
 ) -> Result<Vec<f32>, PipelineError> {
-    let mut flat = Vec::with_capacity(rows.len() * dim);
+    let mut flat = Vec::new();
+    // rows x dim follows from the config: an error, not an abort, if refused.
+    crate::memory::try_reserve(&mut flat, rows.len().saturating_mul(dim), || {
+        format!("view {name}: {} rows of {dim} numbers", rows.len())
+    })?;
     for (vecs, _) in rows {
         let v = &vecs[view];
         if v.len() != dim {

@@ -67,6 +67,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
     #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),

@@ -32,6 +32,10 @@ pub(super) struct NodeState {
     /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
     /// tau_plus, tau_minus.
     emission_factor: Vec<[f64; 3]>,
+    /// Activations per node in this run: names the busiest node when a run
+    /// passes a limit (one increment per activation, which already costs a
+    /// walk over the out-edges).
+    pub(super) activation_count: Vec<u64>,
 }
 
 impl NodeState {
@@ -45,6 +49,7 @@ impl NodeState {
         fill(&mut self.last_activation, n, f64::NEG_INFINITY);
         fill(&mut self.post_trace, n, 0.0);
         fill(&mut self.pre_trace, n_plastic, 0.0);
+        fill(&mut self.activation_count, n, 0);
         self.emission_factor.clear();
         self.epoch_activations.clear();
     }
@@ -61,6 +66,10 @@ pub(super) struct Ctx<'s, 'a, 'w> {
     /// The STDP parameters (zeros when off), and whether a lost arrival counts.
     pub(super) stdp: StdpParams,
     pub(super) lost_count_stdp: bool,
+    /// `RunLimits::max_events_in_flight`, and the count of the first
+    /// emission refused for passing it (the run loop then stops the run).
+    pub(super) max_in_flight: u64,
+    pub(super) in_flight_exceeded: Option<u64>,
 }
 
 impl Ctx<'_, '_, '_> {
@@ -248,6 +257,7 @@ impl Ctx<'_, '_, '_> {
     #[inline(always)]
     fn record_activation(&mut self, ws: &mut Workspace, j: usize, t: f64, cause: Option<EdgeId>) {
         self.totals.activations += 1;
+        ws.state.activation_count[j] += 1;
         if self.spec.node_counts {
             self.rec.activation_counts[j] += 1;
         }
@@ -304,6 +314,15 @@ impl Ctx<'_, '_, '_> {
         let net = s.net;
         let (lo, hi) = (net.out_offsets[j] as usize, net.out_offsets[j + 1] as usize);
         if lo == hi {
+            return;
+        }
+        // The limit is checked here, once per activation, rather than per
+        // epoch: one epoch can multiply the events in flight by the fan-out,
+        // so a check between epochs would bound memory only loosely. Refused
+        // events are dropped; the run ends with an error after this epoch.
+        let in_flight = (*pending + ws.queue.overflow.len() + (hi - lo)) as u64;
+        if in_flight > self.max_in_flight {
+            self.in_flight_exceeded.get_or_insert(in_flight);
             return;
         }
         let emission = ws.state.emission_factor.len() as u32 as u64;

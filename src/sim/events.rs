@@ -73,9 +73,20 @@ impl PartialOrd for Ev {
     }
 }
 
+/// Groups longer than this are sorted with the library sort instead.
+const INSERTION_SORT_MAX: usize = 32;
+
 /// Insertion sort (the groups are short: a target's arrivals in one epoch).
+/// A busy target can get thousands of arrivals in one epoch, where insertion
+/// sort is quadratic (a runaway network then slowed to a crawl before it
+/// could reach a run limit), so long groups use `sort_unstable`: keys are
+/// unique (the emission index differs), so the order is the same.
 #[inline(always)]
 fn insertion_sort(v: &mut [Ev]) {
+    if v.len() > INSERTION_SORT_MAX {
+        v.sort_unstable();
+        return;
+    }
     for i in 1..v.len() {
         let x = v[i];
         let mut j = i;
@@ -87,15 +98,37 @@ fn insertion_sort(v: &mut [Ev]) {
     }
 }
 
+/// Largest epoch length in units of the smallest time constant. The scaled
+/// state (see the `sim` doc) holds factors exp((t - origin)/tau); the origin
+/// moves at the start of an epoch once that exponent passes 200 (`run.rs`),
+/// so within an epoch it reaches at most 200 + epoch/tau. With epoch <= 200
+/// tau that is <= 400, well below where `exp` overflows (709.78): longer
+/// epochs let a tiny tau overflow to inf, and inf/inf is NaN (tau_s <= 8e-4
+/// ms on 0.5 ms latencies gave activity from nothing, STDP taus NaN weights).
+const MAX_EPOCH_OVER_TAU: f64 = 200.0;
+
 /// Epoch length (ms) and ring length for a network whose latencies lie in
-/// `[lat_min, lat_max]` (`has_edges` false: no latencies at all).
-pub(super) fn epoch_geometry(has_edges: bool, lat_min: f64, lat_max: f64) -> (f64, usize) {
+/// `[lat_min, lat_max]` (`has_edges` false: no latencies at all) and whose
+/// largest 1/tau is `max_inv_tau`.
+pub(super) fn epoch_geometry(
+    has_edges: bool,
+    lat_min: f64,
+    lat_max: f64,
+    max_inv_tau: f64,
+) -> (f64, usize) {
     // Epochs strictly shorter than the smallest latency (the margin keeps
     // floor(t / epoch) from rounding an emission into its own epoch).
     let epoch_ms = if has_edges {
         (lat_min * (1.0 - 1e-6)).min(MAX_EPOCH_MS)
     } else {
         MAX_EPOCH_MS
+    };
+    // Only time constants below epoch / 200 (< 5e-3 ms) shorten the epoch, so
+    // every other network keeps its geometry and its results bit for bit.
+    let epoch_ms = if max_inv_tau * epoch_ms > MAX_EPOCH_OVER_TAU {
+        MAX_EPOCH_OVER_TAU / max_inv_tau
+    } else {
+        epoch_ms
     };
     let ring_len = ((lat_max / epoch_ms).ceil() as usize + 2)
         .next_power_of_two()

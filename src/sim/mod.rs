@@ -59,7 +59,7 @@ mod params;
 mod prepare;
 mod run;
 
-pub use params::{RunParams, SimError, StdpParams};
+pub use params::{RunLimits, RunParams, SimError, StdpParams};
 pub use prepare::Simulator;
 pub use run::{simulate, Workspace};
 

@@ -1,7 +1,8 @@
 //! The engine's parameters and errors: what a run is asked to do, and every way
 //! a run can refuse.
 
-use crate::network::EdgeId;
+use crate::memory::MemoryError;
+use crate::network::{EdgeId, NodeId};
 use thiserror::Error;
 
 /// Pair-based STDP parameters, checked: the only way to make one is
@@ -120,20 +121,75 @@ impl StdpParams {
     }
 }
 
+/// Bounds on the work and memory of one run. A network whose excitation is
+/// not balanced can fire ever faster (each activation emits on every out-edge,
+/// and a refractory period only caps a node's rate at 1/R): without a bound
+/// such a run grows its queue until memory runs out, or never ends. A run that
+/// passes a limit stops with [`SimError::Runaway`], naming the busiest node.
+///
+/// The defaults are far above what a balanced network needs (the shipped
+/// configs, N = 400 included, stay under about 1e5 events in flight, 2e4
+/// activations and 5e6 arrivals per run), keep the queue of one run under
+/// about 1 GiB (16.8M events of 24 bytes, with room for the buckets to grow)
+/// and stop a runaway run within tens of seconds (the engine does about 1e7
+/// arrivals per second on a runaway network).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Signals emitted and not yet arrived, at any moment (24 bytes each in
+    /// the queue).
+    pub max_events_in_flight: u64,
+    /// Activations in one run, stimulus-driven ones included.
+    pub max_activations: u64,
+    /// Arrivals in one run, lost ones included.
+    pub max_arrivals: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            max_events_in_flight: 1 << 24,
+            max_activations: 25_000_000,
+            max_arrivals: 250_000_000,
+        }
+    }
+}
+
 /// Parameters of one run, checked: made only by [`RunParams::new`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunParams {
     duration_ms: f64,
     stdp: Option<StdpParams>,
+    limits: RunLimits,
 }
 
 impl RunParams {
-    /// `duration_ms` must be finite and >= 0; `stdp` is already checked.
+    /// `duration_ms` must be finite and >= 0; `stdp` is already checked. The
+    /// limits are the defaults ([`RunParams::with_limits`] changes them).
     pub fn new(duration_ms: f64, stdp: Option<StdpParams>) -> Result<RunParams, SimError> {
         Ok(RunParams {
             duration_ms: non_negative("duration_ms", duration_ms)?,
             stdp,
+            limits: RunLimits::default(),
         })
+    }
+
+    /// These parameters with other limits; each must be >= 1 (a limit of 0
+    /// would refuse every run).
+    pub fn with_limits(mut self, limits: RunLimits) -> Result<RunParams, SimError> {
+        for (name, v) in [
+            ("max_events_in_flight", limits.max_events_in_flight),
+            ("max_activations", limits.max_activations),
+            ("max_arrivals", limits.max_arrivals),
+        ] {
+            check(v >= 1, name, v as f64, "must be >= 1")?;
+        }
+        self.limits = limits;
+        Ok(self)
+    }
+
+    #[inline]
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
     }
 
     /// Events with time > duration are not processed.
@@ -176,9 +232,55 @@ pub enum SimError {
     SnapshotEdge(EdgeId),
     #[error("activity_bin_ms = {0} must be finite and > 0")]
     ActivityBin(f64),
+    /// The run would need more than 1e9 epochs. An epoch is shorter than the
+    /// smallest latency (`latency`) and, so that decay factors stay within
+    /// `f64`, at most 200 times the smallest time constant (`tau`).
     #[error(
-        "duration_ms = {duration} is more than 1e9 times the smallest latency ({latency} ms): \
-         event times could no longer be told apart from epoch boundaries"
+        "duration_ms = {duration} needs more than 1e9 epochs of {epoch} ms (an epoch is shorter \
+         than the smallest latency, {latency} ms, and at most 200 x the smallest time constant, \
+         {tau} ms): event times could no longer be told apart from epoch boundaries"
     )]
-    TooLong { duration: f64, latency: f64 },
+    TooLong {
+        duration: f64,
+        epoch: f64,
+        latency: f64,
+        tau: f64,
+    },
+    /// A run passed one of its [`RunLimits`]; `node` is the node with the
+    /// most activations so far.
+    #[error(
+        "run stopped at t = {time_ms:.3} ms: {count} {what} passed the limit of {limit} \
+         ({key}); node {node} is the busiest, with {node_activations} activations \
+         ({rate_hz:.0} Hz; its refractory period {node_refractory_ms} ms allows up to \
+         {max_rate_hz}). A rate far above normal means the activity is running away: \
+         balance excitation (weights, thresholds, refractory periods). A run that is \
+         just long or large needs a higher simulation.{key}"
+    )]
+    Runaway {
+        what: &'static str,
+        key: &'static str,
+        count: u64,
+        limit: u64,
+        time_ms: f64,
+        node: NodeId,
+        node_activations: u64,
+        rate_hz: f64,
+        node_refractory_ms: f64,
+        max_rate_hz: String,
+    },
+    /// A plastic weight that is not a finite number after a run: refused so
+    /// it is never written.
+    #[error(
+        "edge {edge} (node {source_node} -> node {target}): STDP made its weight {value} \
+         by t = {duration_ms} ms; a weight must stay finite"
+    )]
+    NonFiniteWeight {
+        edge: EdgeId,
+        source_node: NodeId,
+        target: NodeId,
+        value: f32,
+        duration_ms: f64,
+    },
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 }

@@ -164,11 +164,13 @@ impl<'a> Simulator<'a> {
         } else {
             (Vec::new(), Vec::new(), Vec::new())
         };
-        let (epoch_ms, ring_len) = epoch_geometry(net.n_edges() > 0, lat_min, lat_max);
+        let (epoch_ms, ring_len) = epoch_geometry(net.n_edges() > 0, lat_min, lat_max, max_inv_tau);
         if params.duration_ms() / epoch_ms > 1e9 {
             return Err(SimError::TooLong {
                 duration: params.duration_ms(),
+                epoch: epoch_ms,
                 latency: lat_min,
+                tau: 1.0 / max_inv_tau,
             });
         }
         Ok(Simulator {

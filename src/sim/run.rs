@@ -6,7 +6,7 @@ use super::dynamics::{Ctx, NodeState};
 use super::events::{key, key_time, Ev, EventQueue, EXTERNAL, NOT_PLASTIC};
 use super::params::{RunParams, SimError, StdpParams};
 use super::prepare::Simulator;
-use crate::network::Network;
+use crate::network::{Network, NodeId};
 use crate::record::{ExternalActivation, RecordSpec, Recording, RunTotals, WeightSnapshot};
 use std::cmp::Reverse;
 
@@ -66,7 +66,7 @@ impl Simulator<'_> {
     ) -> Result<Recording, SimError> {
         self.check_inputs(ws, weights, stimulus, spec)?;
         self.reset(ws);
-        let mut rec = self.empty_recording(spec);
+        let mut rec = self.empty_recording(spec)?;
         let mut snapshots = SnapshotSchedule::new(spec, self.params.duration_ms());
         let mut ctx = Ctx {
             sim: self,
@@ -77,15 +77,101 @@ impl Simulator<'_> {
             origin: 0.0,
             stdp: self.params.stdp().copied().unwrap_or(StdpParams::OFF),
             lost_count_stdp: self.params.stdp().is_some_and(|p| p.lost_arrivals_count()),
+            max_in_flight: self.params.limits().max_events_in_flight,
+            in_flight_exceeded: None,
         };
-        self.run_epochs(ws, &mut ctx, &mut snapshots);
+        self.run_epochs(ws, &mut ctx, &mut snapshots)?;
         // Snapshots after the last processed epoch see the final weights.
         for &t in &snapshots.times[snapshots.next..] {
             ctx.rec.snapshots.push(snapshot(spec, ctx.weights, t));
         }
+        self.check_weights(ctx.weights)?;
         let totals = ctx.totals;
         rec.totals = totals;
         Ok(rec)
+    }
+
+    /// Refuses a run that left a plastic weight NaN or infinite, so no such
+    /// weight is ever written. A weight that is not finite stays so (clamp
+    /// keeps NaN), so checking at the end also covers every snapshot. The
+    /// arithmetic is meant to make this impossible (see `epoch_geometry`);
+    /// this is the guard in case it does not.
+    fn check_weights(&self, weights: &[f32]) -> Result<(), SimError> {
+        if self.params.stdp().is_none() {
+            return Ok(());
+        }
+        match self
+            .plastic_edge
+            .iter()
+            .find(|&&e| !weights[e as usize].is_finite())
+        {
+            None => Ok(()),
+            Some(&e) => Err(SimError::NonFiniteWeight {
+                edge: e,
+                source_node: self.net.edge_source[e as usize],
+                target: self.net.edge_target[e as usize],
+                value: weights[e as usize],
+                duration_ms: self.params.duration_ms(),
+            }),
+        }
+    }
+
+    /// The error of a run that passed a limit at `time_ms`: which limit,
+    /// and the node with the most activations so far.
+    fn runaway(&self, ws: &Workspace, ctx: &Ctx, time_ms: f64) -> Option<SimError> {
+        let lim = self.params.limits();
+        let (what, key, count, limit) = if let Some(c) = ctx.in_flight_exceeded {
+            (
+                "events in flight",
+                "max_events_in_flight",
+                c,
+                lim.max_events_in_flight,
+            )
+        } else if ctx.totals.activations > lim.max_activations {
+            (
+                "activations",
+                "max_activations",
+                ctx.totals.activations,
+                lim.max_activations,
+            )
+        } else if ctx.totals.arrivals > lim.max_arrivals {
+            (
+                "arrivals",
+                "max_arrivals",
+                ctx.totals.arrivals,
+                lim.max_arrivals,
+            )
+        } else {
+            return None;
+        };
+        let counts = &ws.state.activation_count;
+        // The first of the busiest nodes, so the message is deterministic.
+        let node = (0..counts.len())
+            .max_by_key(|&j| (counts[j], std::cmp::Reverse(j)))
+            .unwrap_or(0);
+        let node_activations = counts.get(node).copied().unwrap_or(0);
+        let r = self
+            .net
+            .refractory_period_ms
+            .get(node)
+            .copied()
+            .unwrap_or(0.0);
+        Some(SimError::Runaway {
+            what,
+            key,
+            count,
+            limit,
+            time_ms,
+            node: node as NodeId,
+            node_activations,
+            rate_hz: node_activations as f64 / time_ms.max(f64::MIN_POSITIVE) * 1000.0,
+            node_refractory_ms: r,
+            max_rate_hz: if r > 0.0 {
+                format!("{:.0} Hz", 1000.0 / r)
+            } else {
+                "any rate, even at one instant".to_string()
+            },
+        })
     }
 
     /// Checks the weights, the record spec and the stimulus against the
@@ -115,6 +201,9 @@ impl Simulator<'_> {
         }
         let queued = &mut ws.queue.stimulus;
         queued.clear();
+        crate::memory::try_reserve(queued, stimulus.len(), || {
+            format!("queueing {} stimulus activations", stimulus.len())
+        })?;
         for (index, s) in stimulus.iter().enumerate() {
             if s.node as usize >= n {
                 return Err(SimError::StimulusNode {
@@ -136,8 +225,10 @@ impl Simulator<'_> {
         Ok(())
     }
 
-    /// A recording with the arrays the spec asks for, zeroed.
-    fn empty_recording(&self, spec: &RecordSpec) -> Recording {
+    /// A recording with the arrays the spec asks for, zeroed. The activity
+    /// table is nodes x bins, and bins = duration / bin width comes from the
+    /// config, so its size is checked before it is allocated.
+    fn empty_recording(&self, spec: &RecordSpec) -> Result<Recording, SimError> {
         let n = self.net.n_nodes();
         let mut rec = Recording::default();
         if spec.node_counts {
@@ -145,10 +236,23 @@ impl Simulator<'_> {
             rec.lost_counts = vec![0; n];
         }
         if let Some(bw) = spec.activity_bin_ms {
-            rec.activity_bins = ((self.params.duration_ms() / bw).ceil() as usize).max(1);
-            rec.activity = vec![0; n * rec.activity_bins];
+            // Saturating float-to-int casts: a huge bin count stays huge.
+            let bins = ((self.params.duration_ms() / bw).ceil() as u64).max(1);
+            let cells = bins.saturating_mul(n as u64);
+            let what = || {
+                format!(
+                    "activity of {n} nodes in {bins} bins of {bw} ms (duration {} ms)",
+                    self.params.duration_ms()
+                )
+            };
+            crate::memory::check(what, crate::memory::bytes_of::<u32>(cells))?;
+            // Fits in memory, so in usize.
+            let cells = cells as usize;
+            crate::memory::try_reserve(&mut rec.activity, cells, what)?;
+            rec.activity.resize(cells, 0);
+            rec.activity_bins = bins as usize;
         }
-        rec
+        Ok(rec)
     }
 
     fn reset(&self, ws: &mut Workspace) {
@@ -163,8 +267,15 @@ impl Simulator<'_> {
     }
 
     /// Every epoch up to the end of the run, in order; empty stretches with
-    /// nothing in flight are skipped.
-    fn run_epochs(&self, ws: &mut Workspace, ctx: &mut Ctx, snapshots: &mut SnapshotSchedule) {
+    /// nothing in flight are skipped. The limits are checked after each epoch
+    /// (events in flight at each emission): an epoch's arrivals come from the
+    /// queue, so the counts pass a limit by at most one queue's worth.
+    fn run_epochs(
+        &self,
+        ws: &mut Workspace,
+        ctx: &mut Ctx,
+        snapshots: &mut SnapshotSchedule,
+    ) -> Result<(), SimError> {
         let mask = (self.ring_len - 1) as u64;
         let last_epoch = self.epoch_of(self.params.duration_ms());
         let mut stim_cursor = 0usize;
@@ -187,7 +298,11 @@ impl Simulator<'_> {
             ctx.flush_activations(ws);
             ws.queue.current.clear();
             epoch += 1;
+            if let Some(e) = self.runaway(ws, ctx, epoch as f64 * self.epoch_ms) {
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     /// Moves the events of `epoch` into `queue.current`: its ring bucket, the

@@ -709,3 +709,203 @@ fn parameters_are_checked_when_made_and_errors_name_them() {
         "duration_ms"
     );
 }
+
+#[test]
+fn tiny_time_constants_match_the_reference() {
+    // tau_s and the STDP taus far below the epoch length (latencies here are
+    // >= 0.15 ms): the scaled factors exp((t - origin)/tau) used to pass
+    // exp's range within one epoch, giving inf/inf = NaN (weights) and
+    // activations from nothing. Thresholds at 0.5 so single arrivals fire.
+    let mut net = test_network(40, 11);
+    for t in net.summation_tau_ms.iter_mut() {
+        *t = 1e-4;
+    }
+    for th in net.threshold.iter_mut() {
+        *th = 0.5;
+    }
+    let s = test_stimulus(36, 5);
+    // w in [-2, 2] holds every initial weight: an update too small for f64
+    // (y ~ e^-800) still clamps a weight that starts outside [w_min, w_max],
+    // and where such a y underflows to 0 differs between the two engines.
+    let p = StdpParams::new(0.02, 0.04, 1e-4, 5e-4, -2.0, 2.0, true).unwrap();
+    check_against_reference(&net, &p, &s, 100.0, true);
+    check_against_reference(&net, &p, &s, 100.0, false);
+}
+
+#[test]
+fn tiny_tau_sums_only_simultaneous_arrivals() {
+    // tau_s = 1e-4 ms: arrivals 0.08 ms apart decay by e^-800 and do not add
+    // up; arrivals at the same instant do. (0.08 ms into a 1 ms epoch, the
+    // scaled factor exp(800) used to overflow and the node fired.)
+    let nodes = [
+        node(0.0, 1.0, 1e-4),
+        node(0.0, 1.0, 1e-4),
+        node(0.0, 1.0, 1e-4),
+    ];
+    let net = Network::from_edges(
+        &nodes,
+        &[
+            edge(0, 2, 1.0, 1.0, 0.6, false),
+            edge(1, 2, 1.0, 1.0, 0.6, false),
+        ],
+    )
+    .unwrap();
+    for (dt, fires) in [(0.0, true), (0.01, false), (0.08, false), (5.0, false)] {
+        let (rec, _) = run(&net, None, &stim(&[(0, 0.0), (1, dt)]), 50.0);
+        assert_eq!(!activations_of(&rec, 2).is_empty(), fires, "dt = {dt}");
+    }
+}
+
+#[test]
+fn a_time_constant_too_small_for_the_run_is_refused_naming_it() {
+    let nodes = [node(1.0, 1.0, 1e-12), node(1.0, 1.0, 1e-12)];
+    let net = Network::from_edges(&nodes, &[edge(0, 1, 1.0, 1.0, 0.6, false)]).unwrap();
+    let e = Simulator::new(&net, &RunParams::new(1000.0, None).unwrap()).unwrap_err();
+    assert!(matches!(e, SimError::TooLong { .. }), "{e}");
+    assert!(
+        e.to_string().contains("time constant, 0.000000000001 ms"),
+        "{e}"
+    );
+}
+
+/// Three nodes joined both ways with equal latencies and weights above
+/// threshold: every activation makes two, so activity doubles each 1 ms.
+fn runaway_triangle(r: f64) -> Network {
+    let nodes = [node(r, 1.0, 10.0), node(r, 1.0, 10.0), node(r, 1.0, 10.0)];
+    let mut edges = Vec::new();
+    for s in 0..3 {
+        for t in 0..3 {
+            if s != t {
+                edges.push(edge(s, t, 1.0, 1.0, 2.0, false));
+            }
+        }
+    }
+    Network::from_edges(&nodes, &edges).unwrap()
+}
+
+fn limited(max_events_in_flight: u64, max_activations: u64, max_arrivals: u64) -> RunParams {
+    RunParams::new(1e6, None)
+        .unwrap()
+        .with_limits(RunLimits {
+            max_events_in_flight,
+            max_activations,
+            max_arrivals,
+        })
+        .unwrap()
+}
+
+#[test]
+fn runaway_activity_stops_with_an_error_naming_the_busiest_node() {
+    // R = 0: two arrivals at one instant make two activations, so the events
+    // in flight double every ms (this used to run until memory ran out).
+    let net = runaway_triangle(0.0);
+    let spec = RecordSpec::default();
+    let s = stim(&[(0, 0.0)]);
+    let e = simulate(&net, &limited(1000, u64::MAX, u64::MAX), &s, &spec).unwrap_err();
+    match &e {
+        SimError::Runaway {
+            key, count, limit, ..
+        } => {
+            assert_eq!(*key, "max_events_in_flight");
+            assert!(*count > 1000 && *limit == 1000, "{e}");
+        }
+        other => panic!("expected Runaway, got {other}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains("node 0 is the busiest") && msg.contains("even at one instant"));
+    // R > 0 caps the rate at 1/R, but with a tiny R the run is still far
+    // too busy: stopped by the arrival and activation counts instead.
+    let net = runaway_triangle(1e-3);
+    let e = simulate(&net, &limited(1 << 20, u64::MAX, 50_000), &s, &spec).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SimError::Runaway {
+                key: "max_arrivals",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("allows up to 1000000 Hz"), "{e}");
+    let e = simulate(&net, &limited(1 << 20, 20_000, u64::MAX), &s, &spec).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SimError::Runaway {
+                key: "max_activations",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A limit of 0 is refused when the parameters are made.
+    let e = RunParams::new(1.0, None)
+        .unwrap()
+        .with_limits(RunLimits {
+            max_arrivals: 0,
+            ..RunLimits::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("max_arrivals"), "{e}");
+}
+
+#[test]
+fn a_run_within_its_limits_is_unchanged_by_them() {
+    let net = test_network(40, 3);
+    let s = test_stimulus(36, 1);
+    let spec = RecordSpec {
+        activations: true,
+        ..Default::default()
+    };
+    let p = RunParams::new(100.0, Some(stdp(0.02, 0.04, -1.0, 1.0))).unwrap();
+    let (a, wa) = simulate(&net, &p, &s, &spec).unwrap();
+    let t = a.totals;
+    let tight = p
+        .clone()
+        .with_limits(RunLimits {
+            max_events_in_flight: u64::MAX,
+            max_activations: t.activations,
+            max_arrivals: t.arrivals,
+        })
+        .unwrap();
+    let (b, wb) = simulate(&net, &tight, &s, &spec).unwrap();
+    assert_eq!((a.activations, wa), (b.activations, wb));
+}
+
+#[test]
+fn a_non_finite_weight_is_never_returned() {
+    // The guard behind the arithmetic: a NaN plastic weight stays NaN, and
+    // the run refuses to hand it back, naming the edge.
+    let net = pair_network(0.1);
+    let p = RunParams::new(10.0, Some(stdp(0.02, 0.04, -1.0, 1.0))).unwrap();
+    let sim = Simulator::new(&net, &p).unwrap();
+    let mut w = net.edge_weight.clone();
+    let e0 = net.plastic_edges()[0];
+    w[e0 as usize] = f32::NAN;
+    let e = sim
+        .run(
+            &mut Workspace::default(),
+            &mut w,
+            &stim(&[(0, 0.0)]),
+            &RecordSpec::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, SimError::NonFiniteWeight { edge, .. } if edge == e0),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_activity_table_too_big_for_memory_is_an_error_not_an_abort() {
+    let net = pair_network(0.1);
+    let p = RunParams::new(1e6, None).unwrap();
+    let spec = RecordSpec {
+        activity_bin_ms: Some(1e-9),
+        ..Default::default()
+    };
+    let e = simulate(&net, &p, &stim(&[(0, 0.0)]), &spec).unwrap_err();
+    assert!(matches!(e, SimError::Memory(_)), "{e}");
+    assert!(e.to_string().contains("activity of 3 nodes"), "{e}");
+}
