@@ -400,7 +400,7 @@ impl Checker<'_> {
             }
             other => self.bad(field, value, &other.to_string()),
         };
-        let d = RunLimits::default();
+        let d = RunLimits::for_duration(duration);
         let limits = RunLimits {
             max_events_in_flight: sim.max_events_in_flight.unwrap_or(d.max_events_in_flight),
             max_activations: sim.max_activations.unwrap_or(d.max_activations),

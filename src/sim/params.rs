@@ -129,10 +129,15 @@ impl StdpParams {
 ///
 /// The defaults are far above what a balanced network needs (the shipped
 /// configs, N = 400 included, stay under about 1e5 events in flight, 2e4
-/// activations and 5e6 arrivals per run), keep the queue of one run under
-/// about 1 GiB (16.8M events of 24 bytes, with room for the buckets to grow)
-/// and stop a runaway run within tens of seconds (the engine does about 1e7
-/// arrivals per second on a runaway network).
+/// activations and 5e6 arrivals per 600 ms run), keep the queue of one run
+/// under about 1 GiB (16.8M events of 24 bytes, with room for the buckets to
+/// grow) and stop a runaway run within tens of seconds (the engine does about
+/// 1e7 arrivals per second on a runaway network). The activation and arrival
+/// limits are rates, so that a long healthy run is not mistaken for a runaway:
+/// 2.5e7 activations and 2.5e8 arrivals per simulated second, and at least
+/// that much for runs shorter than a second ([`RunLimits::for_duration`]).
+/// The limit on events in flight bounds memory, so it does not grow with the
+/// run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunLimits {
     /// Signals emitted and not yet arrived, at any moment (24 bytes each in
@@ -145,11 +150,32 @@ pub struct RunLimits {
 }
 
 impl Default for RunLimits {
+    /// The limits of a run of at most one second.
     fn default() -> Self {
         RunLimits {
             max_events_in_flight: 1 << 24,
             max_activations: 25_000_000,
             max_arrivals: 250_000_000,
+        }
+    }
+}
+
+impl RunLimits {
+    /// The default limits of a run of `duration_ms`: the defaults per
+    /// simulated second, at least one second's worth.
+    pub fn for_duration(duration_ms: f64) -> RunLimits {
+        let d = RunLimits::default();
+        let seconds = if duration_ms.is_finite() {
+            (duration_ms / 1000.0).max(1.0)
+        } else {
+            1.0
+        };
+        // f64 -> u64 saturates, so absurd durations cannot wrap.
+        let scale = |per_second: u64| (per_second as f64 * seconds) as u64;
+        RunLimits {
+            max_events_in_flight: d.max_events_in_flight,
+            max_activations: scale(d.max_activations),
+            max_arrivals: scale(d.max_arrivals),
         }
     }
 }
@@ -164,12 +190,13 @@ pub struct RunParams {
 
 impl RunParams {
     /// `duration_ms` must be finite and >= 0; `stdp` is already checked. The
-    /// limits are the defaults ([`RunParams::with_limits`] changes them).
+    /// limits are the defaults for the duration ([`RunLimits::for_duration`];
+    /// [`RunParams::with_limits`] changes them).
     pub fn new(duration_ms: f64, stdp: Option<StdpParams>) -> Result<RunParams, SimError> {
         Ok(RunParams {
             duration_ms: non_negative("duration_ms", duration_ms)?,
             stdp,
-            limits: RunLimits::default(),
+            limits: RunLimits::for_duration(duration_ms),
         })
     }
 

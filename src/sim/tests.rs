@@ -909,3 +909,15 @@ fn an_activity_table_too_big_for_memory_is_an_error_not_an_abort() {
     assert!(matches!(e, SimError::Memory(_)), "{e}");
     assert!(e.to_string().contains("activity of 3 nodes"), "{e}");
 }
+
+#[test]
+fn count_limits_are_rates_so_long_healthy_runs_are_not_runaways() {
+    let short = RunParams::new(600.0, None).unwrap();
+    assert_eq!(*short.limits(), RunLimits::default());
+    let long = RunParams::new(1e7, None).unwrap();
+    let d = RunLimits::default();
+    assert_eq!(long.limits().max_arrivals, d.max_arrivals * 10_000);
+    assert_eq!(long.limits().max_activations, d.max_activations * 10_000);
+    // Memory does not grow with the run, so neither does its bound.
+    assert_eq!(long.limits().max_events_in_flight, d.max_events_in_flight);
+}
