@@ -29,15 +29,16 @@ use idx::{read_idx, write_idx, IdxKind};
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The file could not be opened, read, created or written (including a
-    /// missing file).
-    #[error("{}: I/O error: {source}", path.display())]
+    /// missing file). The cause is the error's `source()`, not part of its
+    /// message, so a chain printer (`{:#}`) shows it once.
+    #[error("{}: I/O error", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The file starts with the gzip magic but the stream does not decompress.
-    #[error("{}: corrupt gzip stream: {source}", path.display())]
+    #[error("{}: corrupt gzip stream", path.display())]
     Gzip {
         path: PathBuf,
         #[source]
@@ -67,9 +68,17 @@ pub enum DatasetError {
         path.display()
     )]
     WrongType { path: PathBuf, found: u8 },
-    /// The product of the header dimensions overflows the address space.
-    #[error("{}: IDX dimensions {dims} are too large", path.display())]
-    TooLarge { path: PathBuf, dims: String },
+    /// The product of the header dimensions overflows or exceeds the
+    /// reader's cap (checked before any data is read).
+    #[error(
+        "{}: IDX dimensions {dims} are too large (at most {max} data bytes are read)",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        dims: String,
+        max: usize,
+    },
     /// Fewer data bytes than the header's dimensions promise.
     #[error(
         "{}: truncated IDX file: header says {dims} = {expected} bytes of {what}, found {found}",
@@ -82,10 +91,13 @@ pub enum DatasetError {
         expected: usize,
         found: usize,
     },
-    /// More data bytes than the header's dimensions promise.
+    /// More data bytes than the header's dimensions promise. The reader stops
+    /// a little past the declared size, so `found` is a lower bound when
+    /// `at_least` is set.
     #[error(
-        "{}: trailing bytes in IDX file: header says {dims} = {expected} bytes of {what}, found {found}",
-        path.display()
+        "{}: trailing bytes in IDX file: header says {dims} = {expected} bytes of {what}, found {}{found}",
+        path.display(),
+        if *at_least { "at least " } else { "" }
     )]
     TrailingBytes {
         path: PathBuf,
@@ -93,6 +105,7 @@ pub enum DatasetError {
         what: &'static str,
         expected: usize,
         found: usize,
+        at_least: bool,
     },
     /// An image file whose images have zero rows or zero columns.
     #[error("{}: images have zero size ({rows} x {cols})", path.display())]
