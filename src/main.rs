@@ -1,21 +1,15 @@
 //! The `geodyn` binary: parse the command line, run, map errors to exit codes.
+//!
+//! SIGPIPE keeps Rust's default (ignored): a reader that goes away
+//! (`geodyn network | head`) makes our writes fail with `EPIPE`, which the
+//! CLI's output sink turns into a quiet exit 0.
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // Like other Unix tools, stop quietly when the reader of our output goes
-    // away (`geodyn network | head`) instead of panicking on a broken pipe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of one signal, before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = geodyn::cli::Cli::parse();
     match geodyn::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => geodyn::cli::failure(&e),
     }
 }

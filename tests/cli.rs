@@ -167,3 +167,357 @@ fn help_lists_the_commands() {
         assert!(stdout.contains(c), "--help lacks {c}");
     }
 }
+
+// Issue 9: every bad input a clear error, nothing hangs, nothing panics.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Runs geodyn with stdout and stderr redirected as given, killing it after
+/// `limit`; returns (exit code, stderr). A kill is a test failure.
+fn geodyn_with(
+    args: &[&str],
+    stdout: Stdio,
+    stderr_to: Option<&Path>,
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let err_file = tempfile::NamedTempFile::new().unwrap();
+    let stderr = match stderr_to {
+        Some(p) => Stdio::from(std::fs::OpenOptions::new().write(true).open(p).unwrap()),
+        None => Stdio::from(err_file.reopen().unwrap()),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_geodyn"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("run geodyn");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = std::fs::read_to_string(err_file.path()).unwrap_or_default();
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    (status.code(), err)
+}
+
+fn dev_full() -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    )
+}
+
+/// Writes a raw IDX images/labels pair of `labels.len()` images of
+/// `rows x cols` into `dir`.
+fn idx_pair(dir: &Path, name: &str, rows: usize, cols: usize, labels: &[u8]) -> (PathBuf, PathBuf) {
+    let (i, l) = (
+        dir.join(format!("{name}-images.idx")),
+        dir.join(format!("{name}-labels.idx")),
+    );
+    let pixels: Vec<u8> = (0..labels.len() * rows * cols)
+        .map(|k| (k % 251) as u8)
+        .collect();
+    geodyn::dataset::write_idx_images(&i, rows, cols, &pixels, false).unwrap();
+    geodyn::dataset::write_idx_labels(&l, labels, false).unwrap();
+    (i, l)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn endless_images_file_is_a_bad_magic_number() {
+    // Before: read /dev/zero until out of memory.
+    let (_, l) = idx_pair(tempfile::tempdir().unwrap().path(), "x", 28, 28, &[0]);
+    let (code, err) = geodyn_with(
+        &["simulate", "--images", "/dev/zero", "--labels", s(&l)],
+        Stdio::null(),
+        None,
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("bad magic number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn full_stdout_is_an_error_exit_with_a_message() {
+    // Before: panicked with exit 101 ("failed printing to stdout").
+    for args in [
+        &["simulate", "--n-recurrent", "5"][..],
+        &["network", "--n-recurrent", "5"][..],
+    ] {
+        let (code, err) = geodyn_with(args, dev_full(), None, Duration::from_secs(60));
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("standard output") && err.contains("No space left"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn full_stderr_does_not_stop_an_encode() {
+    // Before: the first progress line panicked (exit 101) and lost the encode.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let args = [
+        "encode",
+        "weights",
+        "--limit",
+        "20",
+        "--n-recurrent",
+        "5",
+        "--out",
+        s(&out),
+    ];
+    let (code, _) = geodyn_with(
+        &args,
+        Stdio::null(),
+        Some(Path::new("/dev/full")),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0));
+    assert!(out.join("manifest.json").exists());
+}
+
+#[test]
+fn a_reader_that_goes_away_is_a_quiet_success() {
+    // Before: killed by SIGPIPE (no exit code). Now: EPIPE, exit 0, no message.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_geodyn"))
+        .args(["network", "--n-recurrent", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before geodyn has built its network and written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn bench_arguments_that_cannot_be_honoured_are_refused() {
+    // Before: --digits 0 silently timed one digit; --n 0 timed 20 vectors.
+    assert_clean_failure(&["bench", "engine", "--digits", "0"], &["--digits 0"]);
+    assert_clean_failure(&["bench", "knn", "--n", "0", "--dim", "4"], &["--n 0"]);
+}
+
+#[test]
+fn empty_networks_and_datasets_are_refused_before_work() {
+    // Before: both wrote a "complete" encode of empty vectors.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    assert_clean_failure(
+        &[
+            "encode",
+            "weights",
+            "--limit",
+            "20",
+            "--n-recurrent",
+            "0",
+            "--out",
+            s(&out),
+        ],
+        &["no recurrent nodes"],
+    );
+    assert!(!out.join("manifest.json").exists());
+    assert_clean_failure(
+        &[
+            "encode",
+            "weights",
+            "--limit",
+            "0",
+            "--n-recurrent",
+            "5",
+            "--out",
+            s(&out),
+        ],
+        &["limit of 0"],
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn labels_must_cover_their_classes() {
+    // Before: one label 12 among 0..=9 gave a 13-class report.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut labels: Vec<u8> = (0..20).map(|k| k % 10).collect();
+    labels[3] = 12;
+    let (i, l) = idx_pair(tmp.path(), "gap", 28, 28, &labels);
+    assert_clean_failure(
+        &[
+            "simulate",
+            "--n-recurrent",
+            "5",
+            "--images",
+            s(&i),
+            "--labels",
+            s(&l),
+        ],
+        &["gap-labels.idx", "classes 10, 11 never appear"],
+    );
+    // A query set may lack classes, but not bring new ones.
+    let (ri, rl) = idx_pair(
+        tmp.path(),
+        "ref",
+        28,
+        28,
+        &(0..20).map(|k| k % 10).collect::<Vec<_>>(),
+    );
+    let (qi, ql) = idx_pair(tmp.path(), "query", 28, 28, &[1, 2, 12]);
+    let out = tmp.path().join("o");
+    assert_clean_failure(
+        &[
+            "encode",
+            "weights",
+            "--n-recurrent",
+            "5",
+            "--images",
+            s(&ri),
+            "--labels",
+            s(&rl),
+            "--query-images",
+            s(&qi),
+            "--query-labels",
+            s(&ql),
+            "--out",
+            s(&out),
+        ],
+        &["query-labels.idx", "label 12", "ref-labels.idx"],
+    );
+}
+
+#[test]
+fn image_shape_must_match_the_input_grid() {
+    // Before: 14 x 56 images (784 pixels) ran scrambled onto the 28 x 28 grid.
+    let tmp = tempfile::tempdir().unwrap();
+    let labels: Vec<u8> = (0..10).collect();
+    let (i, l) = idx_pair(tmp.path(), "wide", 14, 56, &labels);
+    assert_clean_failure(
+        &[
+            "simulate",
+            "--n-recurrent",
+            "5",
+            "--images",
+            s(&i),
+            "--labels",
+            s(&l),
+        ],
+        &["wide-images.idx", "14 x 56", "28 x 28"],
+    );
+}
+
+#[test]
+fn run_checks_its_splits_before_encoding() {
+    // Before: 3 images were encoded, then kNN with k = 5 failed on 2 references.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    assert_clean_failure(
+        &[
+            "run",
+            "weights",
+            "--limit",
+            "3",
+            "--n-recurrent",
+            "5",
+            "--out",
+            s(&out),
+        ],
+        &["3 rows", "k = 5"],
+    );
+    assert!(!out.exists(), "nothing may be encoded");
+}
+
+#[test]
+fn config_arrays_of_the_wrong_length_and_huge_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = include_str!("../configs/paths.toml");
+    let bad = tmp.path().join("bad.toml");
+    // Before: the third number was silently dropped.
+    std::fs::write(
+        &bad,
+        base.replace("tortuosity = [1.0, 1.3]", "tortuosity = [1.0, 1.3, 2.0]"),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &["network", s(&bad)],
+        &["bad.toml", "tortuosity", "exactly 2"],
+    );
+    // Before: the message spelled out all 301 digits.
+    std::fs::write(
+        &bad,
+        base.replace("velocity_um_per_ms = 100.0", "velocity_um_per_ms = -1e300"),
+    )
+    .unwrap();
+    let (ok, _, err) = geodyn(&["network", s(&bad)]);
+    assert!(
+        !ok && err.contains("velocity_um_per_ms = -1e300") && err.len() < 200,
+        "{err}"
+    );
+}
+
+#[test]
+fn an_io_error_prints_its_cause_once() {
+    // Before: "...(os error 2): No such file or directory (os error 2)".
+    let (ok, _, err) = geodyn(&["simulate", "--images", "/no/i.idx", "--labels", "/no/l.idx"]);
+    assert!(!ok);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+#[test]
+fn absurd_thread_counts_are_refused_before_starting() {
+    // Before: tried to start 100,000 threads (memory exhaustion, EAGAIN).
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let (code, err) = geodyn_with(
+        &[
+            "encode",
+            "weights",
+            "--limit",
+            "20",
+            "--n-recurrent",
+            "5",
+            "--threads",
+            "100000",
+            "--out",
+            s(&out),
+        ],
+        Stdio::null(),
+        None,
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("100000 threads") && err.contains("at most"),
+        "{err}"
+    );
+}
+
+#[test]
+fn limit_help_describes_the_seeded_draw() {
+    // Before: it mentioned a --stratified flag that does not exist.
+    let (ok, stdout, _) = geodyn(&["encode", "--help"]);
+    assert!(ok);
+    assert!(
+        !stdout.contains("--stratified") && stdout.contains("seeded draw"),
+        "{stdout}"
+    );
+}

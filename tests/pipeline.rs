@@ -310,7 +310,7 @@ fn images_of_the_wrong_size_are_refused_with_the_file_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("small.idx") && err.contains("784 input nodes"),
+        err.contains("small.idx") && err.contains("10 x 10") && err.contains("28 x 28"),
         "{err}"
     );
 }

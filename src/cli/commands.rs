@@ -1,12 +1,14 @@
 //! The subcommands, each a thin layer over library calls: parse, build,
 //! call the runner, print.
 
+use super::output::{noteln, outln, Out};
 use super::progress::Progress;
 use super::{Cli, Command, DataArgs, EncodeArgs, ExperimentName, QueryArgs, ReproduceArgs};
 use crate::config::{self, ExperimentConfig};
-use crate::dataset::ImageSet;
 use crate::experiments::{self, ExperimentOptions};
-use crate::pipeline::{self, DataSpec, EncodeData, EncodeOptions, EvaluateOptions, Manifest};
+use crate::pipeline::{
+    self, DataSpec, EncodeData, EncodeOptions, EvaluateOptions, Manifest, Protocol,
+};
 use crate::report::{self, Report};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,13 @@ fn query_files(q: &QueryArgs) -> Option<(PathBuf, PathBuf)> {
 
 /// Entry point: returns the process exit code's cause.
 pub fn run(cli: Cli) -> Result<()> {
+    let mut out = Out::new();
+    dispatch(cli, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
     match cli.command {
         Command::Simulate {
             config,
@@ -41,12 +50,12 @@ pub fn run(cli: Cli) -> Result<()> {
             n_recurrent,
             path_events,
             data,
-        } => super::inspect::simulate(&config, image, n_recurrent, path_events, &data),
+        } => super::inspect::simulate(out, &config, image, n_recurrent, path_events, &data),
         Command::Network {
             config,
             n_recurrent,
             export,
-        } => super::inspect::network(&config, n_recurrent, export.as_deref()),
+        } => super::inspect::network(out, &config, n_recurrent, export.as_deref()),
         Command::Bench {
             what,
             n_recurrent,
@@ -54,38 +63,41 @@ pub fn run(cli: Cli) -> Result<()> {
             n,
             dim,
         } => match what {
-            super::BenchWhat::Engine => super::inspect::bench_engine(n_recurrent, digits),
-            super::BenchWhat::Knn => super::inspect::bench_knn(n, dim),
+            super::BenchWhat::Engine => super::inspect::bench_engine(out, n_recurrent, digits),
+            super::BenchWhat::Knn => super::inspect::bench_knn(out, n, dim),
         },
-        Command::Encode(a) => encode_cmd(&a).map(|_| ()),
+        Command::Encode(a) => encode_cmd(&a, false).map(|_| ()),
         Command::Evaluate {
             dir,
-            out,
+            out: out_dir,
             l2,
             knn_only,
             trajectory,
         } => {
-            let out = out.unwrap_or_else(|| dir.clone());
-            let mut opts = EvaluateOptions::new(&out);
+            let dir_out = out_dir.unwrap_or_else(|| dir.clone());
+            let mut opts = EvaluateOptions::new(&dir_out);
             opts.force_l2 = l2;
             opts.knn_only = knn_only;
             opts.trajectory = trajectory;
             let rep = pipeline::evaluate(&dir, &opts, &Progress::new())?;
-            print_summary(&rep, &out);
-            Ok(())
+            print_summary(out, &rep, &dir_out)
         }
-        Command::Merge { shards, out } => {
-            let m = pipeline::merge_shards(&shards, &out, &Progress::new())?;
-            println!(
+        Command::Merge {
+            shards,
+            out: merged,
+        } => {
+            let m = pipeline::merge_shards(&shards, &merged, &Progress::new())?;
+            outln!(
+                out,
                 "merged {} shards: {} rows in {}",
                 shards.len(),
                 m.n_rows,
-                out.display()
+                merged.display()
             );
             Ok(())
         }
-        Command::Run(a) => run_cmd(&a),
-        Command::Reproduce(a) => reproduce_cmd(&a),
+        Command::Run(a) => run_cmd(out, &a),
+        Command::Reproduce(a) => reproduce_cmd(out, &a),
     }
 }
 
@@ -107,18 +119,34 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((k, n))
 }
 
-fn encode_cmd(a: &EncodeArgs) -> Result<Manifest> {
+/// Loads and checks what an encode needs; `evaluate_after` (for `run`)
+/// also checks, before any encoding, that the evaluation's splits will fit
+/// the data.
+fn encode_cmd(a: &EncodeArgs, evaluate_after: bool) -> Result<Manifest> {
     let cfg = load_config(&a.config, a.n_recurrent)?;
     let (set, rows) = pipeline::load_images(&data_spec(&a.data))?;
     let query = match query_files(&a.query) {
-        Some((i, l)) => Some(ImageSet::load(&i, &l)?),
+        Some((i, l)) => Some(pipeline::load_query(&i, &l, &set)?),
         None => None,
     };
+    if evaluate_after {
+        let protocol = match &query {
+            Some(q) => Protocol::HeldOut {
+                n_reference: set.len(),
+                n_query: q.len(),
+            },
+            None => Protocol::RandomSplit,
+        };
+        let n_rows = set.len() + query.as_ref().map_or(0, |q| q.len());
+        if let Some(note) = pipeline::check_feasible(cfg.evaluation(), protocol, n_rows)? {
+            noteln!("note: {note}");
+        }
+    }
     let mut opts = EncodeOptions::new(&a.out);
     opts.chunk = a.chunk;
     opts.restart = a.restart;
     opts.shard = a.shard.as_deref().map(parse_shard).transpose()?;
-    eprintln!(
+    noteln!(
         "encode: {} (N = {}), {} images{} -> {}",
         cfg.experiment(),
         cfg.n_recurrent(),
@@ -137,7 +165,7 @@ fn encode_cmd(a: &EncodeArgs) -> Result<Manifest> {
     let m = pipeline::with_threads(a.threads, || {
         pipeline::encode(&cfg, &data, &opts, &Progress::new())
     })?;
-    eprintln!(
+    noteln!(
         "encode: done, {} rows in {:.1} s ({:.3e} arrivals/s over {} threads)",
         m.n_rows,
         m.encode_s,
@@ -147,24 +175,24 @@ fn encode_cmd(a: &EncodeArgs) -> Result<Manifest> {
     Ok(m)
 }
 
-fn print_summary(rep: &Report, out: &Path) {
-    println!("{}", report::render_markdown(rep));
-    println!("report: {}", out.join("report.md").display());
-}
-
-fn run_cmd(a: &EncodeArgs) -> Result<()> {
-    if a.shard.is_some() {
-        bail!("run: --shard is for `geodyn encode`; merge shards before evaluating");
-    }
-    encode_cmd(a)?;
-    let rep = pipeline::with_threads(a.threads, || {
-        pipeline::evaluate(&a.out, &EvaluateOptions::new(&a.out), &Progress::new())
-    })?;
-    print_summary(&rep, &a.out);
+fn print_summary(out: &mut Out, rep: &Report, dir: &Path) -> Result<()> {
+    outln!(out, "{}", report::render_markdown(rep));
+    outln!(out, "report: {}", dir.join("report.md").display());
     Ok(())
 }
 
-fn reproduce_cmd(a: &ReproduceArgs) -> Result<()> {
+fn run_cmd(out: &mut Out, a: &EncodeArgs) -> Result<()> {
+    if a.shard.is_some() {
+        bail!("run: --shard is for `geodyn encode`; merge shards before evaluating");
+    }
+    encode_cmd(a, true)?;
+    let rep = pipeline::with_threads(a.threads, || {
+        pipeline::evaluate(&a.out, &EvaluateOptions::new(&a.out), &Progress::new())
+    })?;
+    print_summary(out, &rep, &a.out)
+}
+
+fn reproduce_cmd(out: &mut Out, a: &ReproduceArgs) -> Result<()> {
     let name = match a.experiment {
         ExperimentName::Weights if a.sweep => "weights-sweep",
         ExperimentName::Weights => "weights",
@@ -195,6 +223,5 @@ fn reproduce_cmd(a: &ReproduceArgs) -> Result<()> {
         ExperimentName::Paths => experiments::reproduce_paths(&opts, &observer)?,
         ExperimentName::Stdp => experiments::reproduce_stdp(&opts, &observer)?,
     };
-    print_summary(&rep, &opts.out);
-    Ok(())
+    print_summary(out, &rep, &opts.out)
 }

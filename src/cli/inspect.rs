@@ -2,6 +2,7 @@
 //! `network`, `bench`.
 
 use super::commands::{data_spec, load_config};
+use super::output::{outln, Out};
 use super::DataArgs;
 use crate::pipeline::{self, Encoder, Scratch};
 use crate::record::RecordSpec;
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub fn simulate(
+    out: &mut Out,
     spec: &str,
     image: usize,
     n_rec: Option<usize>,
@@ -46,18 +48,21 @@ pub fn simulate(
         .sum();
     let rate =
         rec_acts as f64 / net.n_recurrent().max(1) as f64 / (cfg.run().duration_ms() / 1000.0);
-    println!(
+    outln!(
+        out,
         "config      {} ({}), hash {}",
         cfg.experiment(),
         spec,
         &cfg.hash()[..12]
     );
-    println!(
+    outln!(
+        out,
         "image       #{image}, label {}, from {}",
         set.labels[image],
         set.images_path.display()
     );
-    println!(
+    outln!(
+        out,
         "network     {} input + {} recurrent nodes, {} edges ({} plastic), built in {:.3} s",
         n_in,
         net.n_recurrent(),
@@ -65,16 +70,18 @@ pub fn simulate(
         net.plastic_edges().len(),
         build_s
     );
-    println!(
+    outln!(
+        out,
         "stimulus    {} input activations requested over {} ms ({} lost to input refractoriness)",
         tot.external_activations,
         cfg.stimulus().duration_ms,
         tot.lost_external
     );
-    println!("dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
+    outln!(out, "dynamics    {} arrivals, {} lost to refractoriness ({:.1}%), {} activations; recurrent mean rate {:.1} Hz", tot.arrivals, tot.lost_arrivals, 100.0 * tot.lost_arrivals as f64 / tot.arrivals.max(1) as f64, tot.activations, rate);
     if cfg.run().stdp().is_some() {
         let c = crate::experiments::weight_change(&net.plastic_edges(), &net.edge_weight, weights);
-        println!(
+        outln!(
+            out,
             "stdp        {} updates; plastic edges {:.1}% up, {:.1}% down, {:.1}% turned inhibitory, {:.1}% turned excitatory, {:.1}% unchanged",
             tot.stdp_updates,
             100.0 * c.up,
@@ -84,20 +91,25 @@ pub fn simulate(
             100.0 * c.unchanged
         );
     }
-    println!(
+    outln!(
+        out,
         "timing      {:.2} ms simulated in {:.2} ms wall, {:.3e} arrivals/s (one thread)",
         cfg.run().duration_ms(),
         sim_s * 1e3,
         tot.arrivals as f64 / sim_s
     );
-    print_path(&net, &rec, path_events);
-    Ok(())
+    print_path(out, &net, &rec, path_events)
 }
 
 /// The first `events` recurrent activations with their causal edges.
-fn print_path(net: &crate::network::Network, rec: &crate::record::Recording, path_events: usize) {
+fn print_path(
+    out: &mut Out,
+    net: &crate::network::Network,
+    rec: &crate::record::Recording,
+    path_events: usize,
+) -> Result<()> {
     let n_in = net.n_input();
-    println!("activation path (first {path_events} recurrent events: time ms, node <- causal edge from node):");
+    outln!(out, "activation path (first {path_events} recurrent events: time ms, node <- causal edge from node):");
     for a in rec
         .activations
         .iter()
@@ -105,32 +117,46 @@ fn print_path(net: &crate::network::Network, rec: &crate::record::Recording, pat
         .take(path_events)
     {
         match a.causal_edge {
-            Some(e) => println!(
+            Some(e) => outln!(
+                out,
                 "  {:9.4}  node {:4} <- edge {:6} from node {:4} (latency {:.4} ms)",
-                a.time_ms, a.node, e, net.edge_source[e as usize], net.edge_latency_ms[e as usize]
+                a.time_ms,
+                a.node,
+                e,
+                net.edge_source[e as usize],
+                net.edge_latency_ms[e as usize]
             ),
-            None => println!("  {:9.4}  node {:4} <- stimulus", a.time_ms, a.node),
+            None => outln!(out, "  {:9.4}  node {:4} <- stimulus", a.time_ms, a.node),
         }
     }
+    Ok(())
 }
 
-pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Result<()> {
+pub fn network(
+    out: &mut Out,
+    spec: &str,
+    n_rec: Option<usize>,
+    export: Option<&Path>,
+) -> Result<()> {
     let cfg = load_config(spec, n_rec)?;
     let net = cfg.build_network()?;
-    println!(
+    outln!(
+        out,
         "{} input + {} recurrent nodes, {} edges ({} plastic)",
         net.n_input(),
         net.n_recurrent(),
         net.n_edges(),
         net.plastic_edges().len()
     );
-    println!(
+    outln!(
+        out,
         "memory: network arrays {:.1} MB, simulation tables and state {:.1} MB",
         net.memory_bytes() as f64 / 1e6,
         crate::sim::Simulator::new(&net, cfg.run())?.state_bytes() as f64 / 1e6
     );
-    println!("\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
-    println!(
+    outln!(out, "\nlatency and refraction ratio R_target / latency (Silva 2019: efficient signalling near or below 1)");
+    outln!(
+        out,
         "{:<22} {:>8}  {:>44}  {:>44}  {:>7}",
         "edge class",
         "edges",
@@ -145,7 +171,8 @@ pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Resul
             .join(" / ")
     };
     for row in crate::report::EdgeClassStats::table(&net) {
-        println!(
+        outln!(
+            out,
             "{:<22} {:>8}  {:>44}  {:>44}  {:>6.1}%",
             format!("{:?}", row.class),
             row.edges,
@@ -157,7 +184,8 @@ pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Resul
     if let Some(dir) = export {
         crate::report::export_network_npy(&net, dir)
             .with_context(|| format!("{}: network export failed", dir.display()))?;
-        println!(
+        outln!(
+            out,
             "\nexported to {} (layout: {}/README.md)",
             dir.display(),
             dir.display()
@@ -166,12 +194,15 @@ pub fn network(spec: &str, n_rec: Option<usize>, export: Option<&Path>) -> Resul
     Ok(())
 }
 
-pub fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
+pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize) -> Result<()> {
+    if digits == 0 {
+        bail!("--digits 0: the benchmark needs at least one digit");
+    }
     let cfg = load_config("weights", Some(n_rec))?;
     // The digits of `--limit DIGITS`, as rows 0.. of that encode.
     let (set, _) = pipeline::load_images(&pipeline::DataSpec {
         files: None,
-        limit: Some(digits.max(1)),
+        limit: Some(digits),
     })?;
     let net = cfg.build_network()?;
     let t_prep = Instant::now();
@@ -197,28 +228,37 @@ pub fn bench_engine(n_rec: usize, digits: usize) -> Result<()> {
         activations += rec.totals.activations;
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run().duration_ms(), stimuli.len());
-    println!("  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
-    println!(
+    outln!(out, "engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread", net.n_input(), net.n_recurrent(), cfg.run().duration_ms(), stimuli.len());
+    outln!(out, "  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
+    outln!(
+        out,
         "  arrivals per digit   {:.3e}",
         arrivals as f64 / stimuli.len() as f64
     );
-    println!(
+    outln!(
+        out,
         "  activations per digit {:.0}",
         activations as f64 / stimuli.len() as f64
     );
-    println!(
+    outln!(
+        out,
         "  ms per digit         {:.2}",
         1e3 * secs / stimuli.len() as f64
     );
-    println!("  arrivals per second  {:.3e}", arrivals as f64 / secs);
+    outln!(out, "  arrivals per second  {:.3e}", arrivals as f64 / secs);
     Ok(())
 }
 
-pub fn bench_knn(n: usize, dim: usize) -> Result<()> {
-    println!("kNN benchmark: {n} seeded vectors of {dim} dimensions (half zeros), 10 random splits of 90%/10%, k = 5, distance-weighted Euclidean, exact");
+pub fn bench_knn(out: &mut Out, n: usize, dim: usize) -> Result<()> {
+    // Why: the demo needs 20 vectors for its 10% query part and k = 5; it
+    // would otherwise time a larger problem than the one announced.
+    if n < 20 || dim == 0 {
+        bail!("--n {n} --dim {dim}: the kNN benchmark needs --n >= 20 and --dim >= 1");
+    }
+    outln!(out, "kNN benchmark: {n} seeded vectors of {dim} dimensions (half zeros), 10 random splits of 90%/10%, k = 5, distance-weighted Euclidean, exact");
     let secs = crate::eval::knn_timing_demo(n, dim);
-    println!(
+    outln!(
+        out,
         "  full protocol: {secs:.1} s on {} threads",
         rayon::current_num_threads()
     );

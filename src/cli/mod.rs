@@ -4,12 +4,14 @@
 
 mod commands;
 mod inspect;
+mod output;
 mod progress;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use commands::run;
+pub use output::failure;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,7 +40,8 @@ pub struct DataArgs {
     /// IDX labels file; needs --images.
     #[arg(long, requires = "images")]
     pub labels: Option<PathBuf>,
-    /// Use only the first N images (after a seeded stratified draw if --stratified).
+    /// Use N images: a seeded draw with an equal share of each class (the
+    /// same N images in every command), kept in file order.
     #[arg(long)]
     pub limit: Option<usize>,
 }

@@ -2,6 +2,7 @@
 //! committed chunk otherwise (a log, a job array), and each scored readout
 //! as it lands. The library itself prints nothing.
 
+use super::output::noteln;
 use crate::pipeline::{Event, Observer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,7 +78,7 @@ impl Observer for Progress {
                 // With no terminal the bar is hidden: say each commit instead.
                 if b.as_ref().is_none_or(|bar| bar.is_hidden()) {
                     let rate = chunk_rows as f64 / seconds.max(1e-9);
-                    eprintln!(
+                    noteln!(
                         "encode: chunk {}/{n_chunks} committed, {rows_done}/{rows_total} images, {rate:.1} images/s, ETA {:.0} s",
                         chunk + 1,
                         (rows_total - rows_done) as f64 / rate.max(1e-9)
@@ -95,11 +96,11 @@ impl Observer for Progress {
                     );
                     match b {
                         Some(bar) if !bar.is_hidden() => bar.println(line),
-                        _ => eprintln!("{line}"),
+                        _ => noteln!("{line}"),
                     }
                 });
             }
-            Event::Info(line) => eprintln!("{line}"),
+            Event::Info(line) => noteln!("{line}"),
             Event::Durable { .. } => {
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.abort_at == Some(n) {

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
+    #[error("{path}: cannot read config")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -217,6 +217,19 @@ fn on_or_between_cycles(n: usize, edges: &[EdgeSpec]) -> Vec<bool> {
     alive
 }
 
+/// A float's `Display` never uses an exponent: a typo such as `-1e300`
+/// printed 300 digits. A value text that is a number too long to be an
+/// integer of ours (over 20 digits, or a decimal over 16 characters) is
+/// rewritten in the shortest exact scientific form (`-1e300`, `1.5e-30`);
+/// anything else is kept as given.
+fn short_number(text: String) -> String {
+    let long = text.len() > 20 || (text.contains('.') && text.len() > 16);
+    match text.parse::<f64>() {
+        Ok(v) if long && v.is_finite() => format!("{v:e}"),
+        _ => text,
+    }
+}
+
 struct Checker<'a> {
     path: &'a Path,
 }
@@ -226,7 +239,7 @@ impl Checker<'_> {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             field: field.to_string(),
-            value: value.to_string(),
+            value: short_number(value.to_string()),
             why: why.to_string(),
         }
     }
@@ -280,7 +293,7 @@ impl Checker<'_> {
                 if min > max {
                     return Err(self.bad(
                         field,
-                        format!("{{ min = {min}, max = {max} }}"),
+                        format!("{{ min = {min:?}, max = {max:?} }}"),
                         "min > max",
                     ));
                 }

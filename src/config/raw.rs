@@ -5,7 +5,33 @@ use crate::embed::{EmbeddingKind, Normalize, PathsMethod};
 use crate::eval::{Metric, Weighting};
 use crate::network::{EdgeClass, Population};
 use crate::stimulus::TrainKind;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A fixed-length number array that refuses a wrong length. serde's own
+/// `[f64; N]` reads the first N elements and, with the toml crate, silently
+/// drops the rest (`tortuosity = [1.0, 1.3, 2.0]` was accepted).
+fn exact<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[f64; N], D::Error> {
+    let v = Vec::<f64>::deserialize(d)?;
+    let n = v.len();
+    v.try_into().map_err(|_| {
+        serde::de::Error::invalid_length(n, &format!("an array of exactly {N} numbers").as_str())
+    })
+}
+
+/// [`exact`] for the optional 2 x 2 connection matrix.
+fn exact_2x2<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[[f64; 2]; 2]>, D::Error> {
+    let Some(rows) = Option::<Vec<Vec<f64>>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let bad = |n: usize| serde::de::Error::invalid_length(n, &"a 2 x 2 matrix [[a, b], [c, d]]");
+    let n_rows = rows.len();
+    let rows: [Vec<f64>; 2] = rows.try_into().map_err(|_| bad(n_rows))?;
+    let [a, b] = rows.map(|r| {
+        let n = r.len();
+        <[f64; 2]>::try_from(r).map_err(|_| n)
+    });
+    Ok(Some([a.map_err(bad)?, b.map_err(bad)?]))
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,10 +101,10 @@ pub struct RawWeights {
     #[serde(default = "d_exc_fraction")]
     pub excitatory_fraction: f64,
     /// Uniform range of excitatory weights.
-    #[serde(default = "d_exc")]
+    #[serde(default = "d_exc", deserialize_with = "exact")]
     pub excitatory: [f64; 2],
     /// Uniform range of inhibitory weights.
-    #[serde(default = "d_inh")]
+    #[serde(default = "d_inh", deserialize_with = "exact")]
     pub inhibitory: [f64; 2],
     /// Multiplies every drawn weight.
     #[serde(default = "one")]
@@ -104,6 +130,7 @@ impl Default for RawWeights {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
+    #[serde(deserialize_with = "exact")]
     pub position_um: [f64; 3],
     #[serde(default = "d_population")]
     pub population: Population,
@@ -139,18 +166,18 @@ pub struct RawNetwork {
     pub input_pitch_um: f64,
     #[serde(default = "d_n_rec")]
     pub n_recurrent: usize,
-    #[serde(default = "d_box_min")]
+    #[serde(default = "d_box_min", deserialize_with = "exact")]
     pub recurrent_box_min_um: [f64; 3],
-    #[serde(default = "d_box_max")]
+    #[serde(default = "d_box_max", deserialize_with = "exact")]
     pub recurrent_box_max_um: [f64; 3],
     /// Layered only: probability of each recurrent -> recurrent edge.
     #[serde(default)]
     pub recurrent_connection_probability: Option<f64>,
     /// SBM only: `[[input->input, input->recurrent], [recurrent->input, recurrent->recurrent]]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_2x2")]
     pub connection_probability: Option<[[f64; 2]; 2]>,
     /// Path length = straight distance x U(tortuosity[0], tortuosity[1]).
-    #[serde(default = "d_tortuosity")]
+    #[serde(default = "d_tortuosity", deserialize_with = "exact")]
     pub tortuosity: [f64; 2],
     #[serde(default = "d_velocity")]
     pub velocity_um_per_ms: RawDistribution,

@@ -357,3 +357,148 @@ fn run_limits_are_read_and_checked() {
         assert!(!canonical.contains(key), "{key} in {canonical}");
     }
 }
+
+/// Config fuzz: seeded perturbations of the shipped configs' numbers
+/// (negative, zero, huge, tiny, NaN and infinity, overflowing integers,
+/// strings) through the parser and the checker, and, when the check passes
+/// on a small network, through the network builder and the simulator's
+/// preparation: each case is `Ok` or an error, never a panic.
+#[test]
+fn fuzz_config_numbers_never_panic() {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const VALUES: [&str; 20] = [
+        "-1",
+        "0",
+        "0.0",
+        "-0.0",
+        "1",
+        "0.5",
+        "3",
+        "1e300",
+        "-1e300",
+        "1e-300",
+        "-1e-300",
+        "nan",
+        "inf",
+        "-inf",
+        "18446744073709551616",
+        "4294967297",
+        "1e9",
+        "-7",
+        "\"x\"",
+        "[]",
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(0xc0f);
+    let (mut cases, mut accepted, mut built, mut panics) = (0, 0, 0, 0);
+    for name in ["weights.toml", "paths.toml", "stdp.toml"] {
+        let text = std::fs::read_to_string(shipped(name)).unwrap();
+        // Byte ranges of the number literals outside comments.
+        let mut spans = Vec::new();
+        for (start, line) in text.split_inclusive('\n').scan(0, |pos, l| {
+            let s = *pos;
+            *pos += l.len();
+            Some((s, l))
+        }) {
+            let code = line.split('#').next().unwrap_or("");
+            let b = code.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                let starts = (b[i].is_ascii_digit() || b[i] == b'-')
+                    && (i == 0 || b" =[,".contains(&b[i - 1]));
+                if starts {
+                    let mut j = i + 1;
+                    while j < b.len() && (b[j].is_ascii_alphanumeric() || b".+-_".contains(&b[j])) {
+                        j += 1;
+                    }
+                    if code[i..j].parse::<f64>().is_ok() {
+                        spans.push((start + i, start + j));
+                    }
+                    i = j;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        assert!(
+            spans.len() > 20,
+            "{name}: only {} numbers found",
+            spans.len()
+        );
+        for _ in 0..700 {
+            let mut chosen: Vec<(usize, usize)> = (0..rng.gen_range(1..=3))
+                .map(|_| spans[rng.gen_range(0..spans.len())])
+                .collect();
+            chosen.sort_unstable();
+            chosen.dedup();
+            let mut t = text.clone();
+            // Replace from the end so earlier spans keep their offsets.
+            for &(a, b) in chosen.iter().rev() {
+                t.replace_range(a..b, VALUES[rng.gen_range(0..VALUES.len())]);
+            }
+            cases += 1;
+            // Most cases run on a small network, so that building is cheap.
+            let shrink = rng.gen_bool(0.75);
+            let r = std::panic::catch_unwind(|| {
+                let path = Path::new("fuzz.toml");
+                let Ok(mut raw) = parse(&t, path) else {
+                    return (false, false);
+                };
+                if shrink {
+                    raw.network.n_recurrent = raw.network.n_recurrent.min(10);
+                }
+                let Ok(cfg) = raw.check(path) else {
+                    return (false, false);
+                };
+                let small = match cfg.network() {
+                    NetworkPlan::TwoPopulation(s) => {
+                        s.n_recurrent <= 20 && s.input_rows * s.input_cols <= 784
+                    }
+                    NetworkPlan::EdgeList { .. } => true,
+                };
+                let mut ok_built = false;
+                if small {
+                    if let Ok(net) = cfg.build_network() {
+                        ok_built = crate::sim::Simulator::new(&net, cfg.run()).is_ok();
+                    }
+                }
+                (true, ok_built)
+            });
+            match r {
+                Ok((a, b)) => {
+                    accepted += a as usize;
+                    built += b as usize;
+                }
+                Err(_) => panics += 1,
+            }
+        }
+    }
+    eprintln!("config fuzz: {cases} cases, {accepted} accepted, {built} built, {panics} panics");
+    assert_eq!(panics, 0, "{panics} panics in {cases} cases");
+    assert!(
+        accepted > 0 && accepted < cases,
+        "accepted {accepted} of {cases}"
+    );
+}
+
+#[test]
+fn huge_and_tiny_numbers_print_short_in_messages() {
+    let e = error_of(&replaced(
+        "velocity_um_per_ms = 100.0",
+        "velocity_um_per_ms = -1e300",
+    ));
+    assert!(e.contains("= -1e300:"), "{e}");
+    assert_eq!(short_number("0.000000000000000015".into()), "1.5e-17");
+    // Integers and ordinary numbers are kept as written.
+    assert_eq!(
+        short_number("18446744073709551615".into()),
+        "18446744073709551615"
+    );
+    assert_eq!(short_number("2.5".into()), "2.5");
+    let e = error_of(&replaced(
+        "tortuosity = [1.0, 1.3]",
+        "tortuosity = [1.0, 1.3, 2.0]",
+    ));
+    assert!(e.contains("tortuosity") && e.contains("exactly 2"), "{e}");
+}

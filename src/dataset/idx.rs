@@ -6,7 +6,7 @@
 //! from the file extension.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -62,48 +62,106 @@ impl IdxKind {
     }
 }
 
-/// Reads the whole file, transparently decompressing gzip.
-fn read_decompressed(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    let mut raw = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|source| DatasetError::Io {
+/// Largest data body (the product of the header's dimensions) the reader
+/// accepts: 4 GiB, far above any MNIST-like set (all of EMNIST is under
+/// 1 GB), so a damaged or hostile header is refused before any reading.
+pub(crate) const MAX_DECLARED_BYTES: usize = 1 << 32;
+
+/// How many bytes past the declared body are read to report trailing data:
+/// enough to give an exact count for a slightly-too-long file, bounded so an
+/// endless or bomb-like stream is never read on.
+const TRAILING_PROBE: usize = 1 << 16;
+
+/// The largest buffer reserved up front from a header's promise; beyond it
+/// the buffer grows with the data actually read, so a tiny file declaring
+/// gigabytes costs no more than its real size.
+const PREALLOC_MAX: usize = 1 << 26;
+
+/// The file's bytes, transparently decompressed: a reader over the raw file,
+/// or over a (Multi)GzDecoder of it when it starts with the gzip magic.
+/// Nothing is read beyond the two bytes that tell the two apart.
+struct Source {
+    reader: Box<dyn Read>,
+    gzip: bool,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source, DatasetError> {
+        let io_err = |source| DatasetError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-    if raw.len() >= 2 && raw[..2] == GZIP_MAGIC {
-        // MultiGzDecoder: a file may legally hold several concatenated gzip members.
-        let mut out = Vec::new();
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|source| DatasetError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+        };
+        let mut file = BufReader::new(File::open(path).map_err(io_err)?);
+        let mut prefix = Vec::with_capacity(2);
+        file.by_ref()
+            .take(2)
+            .read_to_end(&mut prefix)
+            .map_err(io_err)?;
+        let gzip = prefix == GZIP_MAGIC;
+        let raw = std::io::Cursor::new(prefix).chain(file);
+        let reader: Box<dyn Read> = if gzip {
+            // MultiGzDecoder: a file may legally hold several concatenated gzip members.
+            Box::new(MultiGzDecoder::new(BufReader::new(raw)))
+        } else {
+            Box::new(raw)
+        };
+        Ok(Source { reader, gzip })
+    }
+
+    /// Reads up to `n` bytes (fewer only at the end of the stream).
+    fn read_up_to(&mut self, path: &Path, n: usize, buf: &mut Vec<u8>) -> Result<(), DatasetError> {
+        let gzip = self.gzip;
+        self.reader
+            .by_ref()
+            .take(n as u64)
+            .read_to_end(buf)
+            .map(|_| ())
+            .map_err(|source| {
+                // Inside a gzip stream, a data error is a damaged stream;
+                // anything else (a failing disk) is still plain I/O.
+                let corrupt = matches!(
+                    source.kind(),
+                    ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+                );
+                if gzip && corrupt {
+                    DatasetError::Gzip {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                } else {
+                    DatasetError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                }
+            })
     }
 }
 
 /// Parses and checks an IDX file of the given kind; returns its dimensions and
-/// its data bytes (exactly the product of the dimensions).
+/// its data bytes (exactly the product of the dimensions). Streams: the
+/// header is checked before the body is read, the body is read to its
+/// declared size and at most [`TRAILING_PROBE`] bytes past it, so a bad
+/// header, an endless stream or a gzip bomb costs no more memory than the
+/// declared size.
 pub(crate) fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8>), DatasetError> {
-    let bytes = read_decompressed(path)?;
+    let mut src = Source::open(path)?;
     let ndims = kind.ndims();
     let header_len = 4 + 4 * ndims as usize;
-    if bytes.len() < 4 {
+    let mut header = Vec::with_capacity(header_len);
+    src.read_up_to(path, 4, &mut header)?;
+    if header.len() < 4 {
         return Err(DatasetError::TruncatedHeader {
             path: path.to_path_buf(),
             needed: header_len,
-            found: bytes.len(),
+            found: header.len(),
         });
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     // The first two bytes are always zero in IDX and the fourth is the number of
     // dimensions; a mismatch there means "not this kind of IDX file" (for example
     // a labels file passed as images), so it is reported as a bad magic number.
-    if bytes[0] != 0 || bytes[1] != 0 || bytes[3] != ndims {
+    if header[0] != 0 || header[1] != 0 || header[3] != ndims {
         return Err(DatasetError::BadMagic {
             path: path.to_path_buf(),
             kind: kind.name(),
@@ -111,20 +169,21 @@ pub(crate) fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8
             found: magic,
         });
     }
-    if bytes[2] != TYPE_U8 {
+    if header[2] != TYPE_U8 {
         return Err(DatasetError::WrongType {
             path: path.to_path_buf(),
-            found: bytes[2],
+            found: header[2],
         });
     }
-    if bytes.len() < header_len {
+    src.read_up_to(path, header_len - 4, &mut header)?;
+    if header.len() < header_len {
         return Err(DatasetError::TruncatedHeader {
             path: path.to_path_buf(),
             needed: header_len,
-            found: bytes.len(),
+            found: header.len(),
         });
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims: Vec<usize> = header[4..header_len]
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
@@ -136,11 +195,15 @@ pub(crate) fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&bytes| bytes <= MAX_DECLARED_BYTES)
         .ok_or_else(|| DatasetError::TooLarge {
             path: path.to_path_buf(),
             dims: dims_text.clone(),
+            max: MAX_DECLARED_BYTES,
         })?;
-    let found = bytes.len() - header_len;
+    let mut data = Vec::with_capacity(expected.min(PREALLOC_MAX));
+    src.read_up_to(path, expected + TRAILING_PROBE, &mut data)?;
+    let found = data.len();
     if found != expected {
         let (path, what) = (path.to_path_buf(), kind.what());
         return Err(if found < expected {
@@ -158,11 +221,10 @@ pub(crate) fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8
                 what,
                 expected,
                 found,
+                at_least: found == expected + TRAILING_PROBE,
             }
         });
     }
-    let mut data = bytes;
-    data.drain(..header_len);
     Ok((dims, data))
 }
 

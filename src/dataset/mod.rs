@@ -29,15 +29,16 @@ use idx::{read_idx, write_idx, IdxKind};
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The file could not be opened, read, created or written (including a
-    /// missing file).
-    #[error("{}: I/O error: {source}", path.display())]
+    /// missing file). The cause is the error's `source()`, not part of its
+    /// message, so a chain printer (`{:#}`) shows it once.
+    #[error("{}: I/O error", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The file starts with the gzip magic but the stream does not decompress.
-    #[error("{}: corrupt gzip stream: {source}", path.display())]
+    #[error("{}: corrupt gzip stream", path.display())]
     Gzip {
         path: PathBuf,
         #[source]
@@ -67,9 +68,17 @@ pub enum DatasetError {
         path.display()
     )]
     WrongType { path: PathBuf, found: u8 },
-    /// The product of the header dimensions overflows the address space.
-    #[error("{}: IDX dimensions {dims} are too large", path.display())]
-    TooLarge { path: PathBuf, dims: String },
+    /// The product of the header dimensions overflows or exceeds the
+    /// reader's cap (checked before any data is read).
+    #[error(
+        "{}: IDX dimensions {dims} are too large (at most {max} data bytes are read)",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        dims: String,
+        max: usize,
+    },
     /// Fewer data bytes than the header's dimensions promise.
     #[error(
         "{}: truncated IDX file: header says {dims} = {expected} bytes of {what}, found {found}",
@@ -82,10 +91,13 @@ pub enum DatasetError {
         expected: usize,
         found: usize,
     },
-    /// More data bytes than the header's dimensions promise.
+    /// More data bytes than the header's dimensions promise. The reader stops
+    /// a little past the declared size, so `found` is a lower bound when
+    /// `at_least` is set.
     #[error(
-        "{}: trailing bytes in IDX file: header says {dims} = {expected} bytes of {what}, found {found}",
-        path.display()
+        "{}: trailing bytes in IDX file: header says {dims} = {expected} bytes of {what}, found {}{found}",
+        path.display(),
+        if *at_least { "at least " } else { "" }
     )]
     TrailingBytes {
         path: PathBuf,
@@ -93,6 +105,7 @@ pub enum DatasetError {
         what: &'static str,
         expected: usize,
         found: usize,
+        at_least: bool,
     },
     /// An image file whose images have zero rows or zero columns.
     #[error("{}: images have zero size ({rows} x {cols})", path.display())]
@@ -112,6 +125,37 @@ pub enum DatasetError {
         n_images: usize,
         labels_path: PathBuf,
         n_labels: usize,
+    },
+    /// A set with no images where some are needed.
+    #[error("{}: holds no images", path.display())]
+    NoImages { path: PathBuf },
+    /// A reference set's labels skip classes: the class count is the largest
+    /// label + 1, and every class below it must appear.
+    #[error(
+        "{}: labels go up to {} but class{} {missing} never appear{}: a reference set needs every class from 0 to {}",
+        path.display(),
+        n_classes - 1,
+        if missing.contains([',', ' ']) { "es" } else { "" },
+        if missing.contains([',', ' ']) { "" } else { "s" },
+        n_classes - 1
+    )]
+    MissingClasses {
+        path: PathBuf,
+        n_classes: usize,
+        missing: String,
+    },
+    /// A query set holds a label that is no class of the reference set.
+    #[error(
+        "{}: label {label} is not a class of the reference set {} (classes 0 to {})",
+        path.display(),
+        reference.display(),
+        n_classes.saturating_sub(1)
+    )]
+    UnknownClass {
+        path: PathBuf,
+        label: u8,
+        reference: PathBuf,
+        n_classes: usize,
     },
     /// The data handed to a writer cannot form a valid IDX file.
     #[error("{}: cannot write IDX file: {reason}", path.display())]
@@ -220,6 +264,49 @@ impl ImageSet {
         }
     }
 
+    /// Refuses a set that cannot serve as the reference of a classification:
+    /// no images, or labels that skip a class below the largest (for
+    /// example labels 0..=9 and one 12, which would make a 13-class report
+    /// with two empty classes). A held-out query set may lack classes, so
+    /// this is checked on the reference only; see [`ImageSet::check_queries`].
+    pub fn check_reference(&self) -> Result<(), DatasetError> {
+        if self.is_empty() {
+            return Err(DatasetError::NoImages {
+                path: self.images_path.clone(),
+            });
+        }
+        let counts = self.class_counts();
+        let missing: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(DatasetError::MissingClasses {
+            path: self.labels_path.clone(),
+            n_classes: counts.len(),
+            missing: class_runs(&missing),
+        })
+    }
+
+    /// Refuses a query set with no images or with a label that is no class
+    /// of `reference` (classes `0..reference.n_classes()`).
+    pub fn check_queries(&self, reference: &ImageSet) -> Result<(), DatasetError> {
+        if self.is_empty() {
+            return Err(DatasetError::NoImages {
+                path: self.images_path.clone(),
+            });
+        }
+        let n_classes = reference.n_classes();
+        match self.labels.iter().find(|&&l| l as usize >= n_classes) {
+            Some(&label) => Err(DatasetError::UnknownClass {
+                path: self.labels_path.clone(),
+                label,
+                reference: reference.labels_path.clone(),
+                n_classes,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Number of images of each class `0..n_classes()`.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.n_classes()];
@@ -228,6 +315,26 @@ impl ImageSet {
         }
         counts
     }
+}
+
+/// Sorted class numbers as runs, `"3, 10 to 254"`: a label 255 among
+/// digits must not print 245 numbers.
+fn class_runs(classes: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &c in classes {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == c => *end = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| match b - a {
+            0 => a.to_string(),
+            1 => format!("{a}, {b}"),
+            _ => format!("{a} to {b}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Paths of the built-in dataset's images and labels files, under the crate's

@@ -178,6 +178,7 @@ fn trailing_bytes() {
         DatasetError::TrailingBytes {
             expected: 8,
             found: 9,
+            at_least: false,
             ..
         }
     ));
@@ -305,4 +306,200 @@ fn stratified_subset_small_class_and_edges() {
     );
     assert!(stratified_subset_indices(&labels, 0, 3).is_empty());
     assert!(stratified_subset_indices(&[], 5, 3).is_empty());
+}
+
+#[test]
+fn endless_stream_is_refused_after_the_magic() {
+    // /dev/zero never ends: the reader must look at 4 bytes, see a bad magic
+    // number and stop (it used to read until out of memory).
+    let zero = Path::new("/dev/zero");
+    if !zero.exists() {
+        return;
+    }
+    let t = std::time::Instant::now();
+    let err = read_idx_images(zero).unwrap_err();
+    assert!(
+        matches!(err, DatasetError::BadMagic { found: 0, .. }),
+        "{err}"
+    );
+    assert_err_mentions(err, "/dev/zero", "bad magic number");
+    assert!(matches!(
+        read_idx_labels(zero).unwrap_err(),
+        DatasetError::BadMagic { .. }
+    ));
+    assert!(t.elapsed().as_secs_f64() < 1.0);
+}
+
+#[test]
+fn gzip_bomb_stops_at_the_declared_size() {
+    use std::io::Write;
+    // 100 x 28 x 28 = 78,400 declared pixel bytes, then 100 MB of zeros,
+    // compressed to about 100 KB: the reader must stop just past the
+    // declared size, not inflate the whole stream (it used to peak at the
+    // decompressed size before noticing the trailing bytes).
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&image_header(100, 28, 28)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..100 {
+        e.write_all(&zeros).unwrap();
+    }
+    let p = put(dir.path(), "bomb.gz", &e.finish().unwrap());
+    let t = std::time::Instant::now();
+    let err = read_idx_images(&p).unwrap_err();
+    let secs = t.elapsed().as_secs_f64();
+    match &err {
+        DatasetError::TrailingBytes {
+            expected,
+            found,
+            at_least,
+            ..
+        } => {
+            assert_eq!(*expected, 78_400);
+            // What was read: the declared size plus the bounded probe.
+            assert!(*at_least && *found <= expected + (1 << 16), "{err}");
+        }
+        other => panic!("expected trailing bytes, got {other}"),
+    }
+    assert!(secs < 1.0, "took {secs} s");
+    assert_err_mentions(err, "bomb.gz", "found at least");
+}
+
+#[test]
+fn absurd_declared_size_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60,000 x 65,536 x 65,536 overflows nothing on 64 bits but is far past the cap.
+    let p = put(
+        dir.path(),
+        "huge.idx",
+        &image_header(60_000, 65_536, 65_536),
+    );
+    let err = read_idx_images(&p).unwrap_err();
+    assert!(matches!(err, DatasetError::TooLarge { .. }), "{err}");
+    assert_err_mentions(err, "huge.idx", "too large");
+    // A small file declaring a large but allowed size is truncated, found = its real size.
+    let mut bytes = image_header(1000, 1000, 1000);
+    bytes.extend_from_slice(&[7; 10]);
+    let p = put(dir.path(), "short.idx", &bytes);
+    assert!(matches!(
+        read_idx_images(&p).unwrap_err(),
+        DatasetError::Truncated { found: 10, .. }
+    ));
+}
+
+#[test]
+fn io_errors_show_their_cause_once() {
+    // The cause is the error's source(), so a chain printer (`{:#}`, as the
+    // CLI uses) shows "No such file" once, and no layer repeats it.
+    let err = read_idx_images(Path::new("/no/such/images.idx")).unwrap_err();
+    let top = err.to_string();
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    let cause = cause.expect("the I/O error is the source");
+    assert!(!top.contains(&cause), "{top:?} repeats its cause {cause:?}");
+    assert!(top.contains("/no/such/images.idx"), "{top}");
+}
+
+/// IDX reader fuzz: seeded random mutations of a small valid images/labels
+/// pair (header bytes, dimensions, truncations, trailing data, gzip
+/// wrapping, damaged gzip members and trailers) must each give `Ok` or a
+/// `DatasetError`, never a panic, and quickly.
+#[test]
+fn fuzz_idx_reader_never_panics() {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, cols, pixels, labels) = sample();
+    let mut images = image_header(7, rows as u32, cols as u32);
+    images.extend_from_slice(&pixels);
+    let mut label_file = vec![0, 0, 8, 1, 0, 0, 0, 7];
+    label_file.extend_from_slice(&labels);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1d8);
+    let (mut cases, mut ok, mut errors, mut panics, mut slow) = (0, 0, 0, 0, 0);
+    for case in 0..2000 {
+        let base = if case % 2 == 0 { &images } else { &label_file };
+        let mut bytes = base.clone();
+        for _ in 0..rng.gen_range(1..=3) {
+            match rng.gen_range(0..7) {
+                // A random byte in the header.
+                0 => {
+                    let i = rng.gen_range(0..bytes.len().clamp(1, 16));
+                    if i < bytes.len() {
+                        bytes[i] = rng.gen();
+                    }
+                }
+                // A dimension set to an edge value.
+                1 if bytes.len() >= 8 => {
+                    let d = [0u32, 1, 2, 255, 65_536, u32::MAX, rng.gen()][rng.gen_range(0..7)];
+                    let slot = 4 * rng.gen_range(1..=3);
+                    if slot + 4 <= bytes.len() {
+                        bytes[slot..slot + 4].copy_from_slice(&d.to_be_bytes());
+                    }
+                }
+                // Truncation anywhere.
+                2 => bytes.truncate(rng.gen_range(0..=bytes.len())),
+                // Trailing data.
+                3 => bytes.extend((0..rng.gen_range(1..300)).map(|_| rng.gen::<u8>())),
+                // A random byte in the body.
+                4 if !bytes.is_empty() => {
+                    let i = rng.gen_range(0..bytes.len());
+                    bytes[i] ^= rng.gen::<u8>() | 1;
+                }
+                // The ndims byte or the type byte.
+                5 if bytes.len() >= 4 => bytes[[2, 3][rng.gen_range(0..2)]] = rng.gen(),
+                _ => {}
+            }
+        }
+        if rng.gen_bool(0.5) {
+            let mut z = gz(&bytes);
+            match rng.gen_range(0..6) {
+                // Bogus trailer: CRC or declared size (ISIZE).
+                0 => {
+                    let n = z.len();
+                    let i = n - 1 - rng.gen_range(0..8);
+                    z[i] = z[i].wrapping_add(rng.gen_range(1..=255));
+                }
+                // Cut short.
+                1 => z.truncate(rng.gen_range(0..z.len())),
+                // Damaged deflate data.
+                2 if z.len() > 12 => {
+                    let i = rng.gen_range(10..z.len());
+                    z[i] ^= rng.gen::<u8>() | 1;
+                }
+                // A second member (legal) or garbage after the member.
+                3 => z.extend(gz(&[1, 2, 3])),
+                4 => z.extend((0..rng.gen_range(1..20)).map(|_| rng.gen::<u8>())),
+                _ => {}
+            }
+            bytes = z;
+        }
+        let p = put(dir.path(), &format!("case{case}"), &bytes);
+        let lab = put(dir.path(), &format!("lab{case}"), &label_file);
+        let t = std::time::Instant::now();
+        let result = std::panic::catch_unwind(|| {
+            (
+                read_idx_images(&p).is_ok(),
+                read_idx_labels(&p).is_ok(),
+                ImageSet::load(&p, &lab).is_ok(),
+            )
+        });
+        if t.elapsed().as_secs_f64() > 1.0 {
+            slow += 1;
+        }
+        cases += 1;
+        match result {
+            Ok((a, b, c)) => {
+                let n_ok = [a, b, c].iter().filter(|&&x| x).count();
+                ok += n_ok;
+                errors += 3 - n_ok;
+            }
+            Err(_) => panics += 1,
+        }
+    }
+    // The totals, for `--nocapture` (the report of a fuzz run).
+    eprintln!("idx fuzz: {cases} cases, {ok} Ok, {errors} errors, {panics} panics, {slow} slow");
+    assert_eq!(panics, 0, "{panics} panics in {cases} cases");
+    assert_eq!(slow, 0, "{slow} cases over 1 s");
+    // The mutations must exercise both outcomes.
+    assert!(ok > 0 && errors > 1000, "ok {ok}, errors {errors}");
 }

@@ -6,7 +6,6 @@
 //! figure 3 (accuracy against time, by N).
 
 use super::{raw_config, ExperimentError, ExperimentOptions};
-use crate::dataset::ImageSet;
 use crate::pipeline::{
     self, encode, evaluate, load_images, Baseline, DataSpec, EncodeData, EvaluateOptions, Observer,
 };
@@ -34,7 +33,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     };
     let (set, rows) = load_images(&data)?;
     let query = match &opts.query {
-        Some((i, l)) => Some(ImageSet::load(i, l)?),
+        Some((i, l)) => Some(pipeline::load_query(i, l, &set)?),
         None => None,
     };
     let encode_data = EncodeData {

@@ -3,7 +3,7 @@
 
 use super::PipelineError;
 use crate::dataset::{stratified_subset_indices, ImageSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Seed of the stratified draw behind a limit: fixed, so `--limit N` picks
 /// the same images in every command and experiment.
@@ -18,12 +18,21 @@ pub struct DataSpec {
     pub limit: Option<usize>,
 }
 
-/// The images of `spec`, and with a limit the indices kept.
+/// The images of `spec`, and with a limit the indices kept. The file must
+/// be a usable reference set (images, every class `0..K` present; see
+/// [`ImageSet::check_reference`]), and a limit must leave some images.
 pub fn load_images(spec: &DataSpec) -> Result<(ImageSet, Option<Vec<usize>>), PipelineError> {
     let set = match &spec.files {
         Some((i, l)) => ImageSet::load(i, l)?,
         None => ImageSet::builtin()?,
     };
+    set.check_reference()?;
+    if spec.limit == Some(0) {
+        return Err(PipelineError::Other(format!(
+            "{}: a limit of 0 images leaves nothing to use",
+            set.images_path.display()
+        )));
+    }
     Ok(match spec.limit {
         Some(n) if n < set.len() => {
             let idx = stratified_subset_indices(&set.labels, n, LIMIT_SEED);
@@ -31,4 +40,16 @@ pub fn load_images(spec: &DataSpec) -> Result<(ImageSet, Option<Vec<usize>>), Pi
         }
         _ => (set, None),
     })
+}
+
+/// Loads a held-out query set for `reference`: its labels must be classes of
+/// the reference (it may lack some; see [`ImageSet::check_queries`]).
+pub fn load_query(
+    images: &Path,
+    labels: &Path,
+    reference: &ImageSet,
+) -> Result<ImageSet, PipelineError> {
+    let query = ImageSet::load(images, labels)?;
+    query.check_queries(reference)?;
+    Ok(query)
 }

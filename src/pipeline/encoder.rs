@@ -7,7 +7,7 @@
 
 use super::observer::{Event, Observer};
 use super::PipelineError;
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, NetworkPlan};
 use crate::dataset::ImageSet;
 use crate::embed::{Embedder, View};
 use crate::network::Network;
@@ -53,6 +53,8 @@ pub struct Encoder<'a> {
     stimulus: StimulusParams,
     /// Refractory period of each input node (caps its stimulus rate).
     input_refractory_ms: Vec<f64>,
+    /// The input grid (rows, cols) when the config lays the inputs out as one.
+    input_grid: Option<(usize, usize)>,
     seed: u64,
     initial_weights: Vec<f32>,
 }
@@ -71,6 +73,14 @@ impl<'a> Encoder<'a> {
         cfg: &ExperimentConfig,
         run: &RunParams,
     ) -> Result<Encoder<'a>, PipelineError> {
+        // Why here: every command that encodes builds its Encoder before any
+        // work, and a network without recurrent nodes has no dynamics to
+        // embed (it used to write a "complete" encode of empty vectors).
+        if net.n_recurrent() == 0 {
+            return Err(PipelineError::Shape(
+                "the network has no recurrent nodes (n_recurrent = 0): nothing to encode".into(),
+            ));
+        }
         let sim = Simulator::new(net, run)?;
         let embedder = Embedder::new(net, cfg.embedding(), cfg.run().duration_ms(), cfg.seed())?;
         // Pixel i drives node i (the input nodes come first): its train is
@@ -82,6 +92,10 @@ impl<'a> Encoder<'a> {
             embedder,
             stimulus: cfg.stimulus().clone(),
             input_refractory_ms,
+            input_grid: match cfg.network() {
+                NetworkPlan::TwoPopulation(spec) => Some((spec.input_rows, spec.input_cols)),
+                NetworkPlan::EdgeList { .. } => None,
+            },
             seed: cfg.seed(),
             initial_weights: net.edge_weight.clone(),
         })
@@ -114,9 +128,21 @@ impl<'a> Encoder<'a> {
         &self.initial_weights
     }
 
-    /// Refuses an image set whose images do not have one pixel per input node.
+    /// Refuses an image set whose images do not have one pixel per input
+    /// node, or, on an input grid, not the grid's shape (a 14 x 56 image has
+    /// the 784 pixels of a 28 x 28 grid but would land scrambled on it).
     pub fn check_images(&self, set: &ImageSet, what: &str) -> Result<(), PipelineError> {
         let n_input = self.input_refractory_ms.len();
+        if let Some((rows, cols)) = self.input_grid {
+            if (set.rows, set.cols) != (rows, cols) {
+                return Err(PipelineError::Shape(format!(
+                    "{}: {what} are {} x {} pixels, but the network's input grid is {rows} x {cols}",
+                    set.images_path.display(),
+                    set.rows,
+                    set.cols,
+                )));
+            }
+        }
         if set.pixels_per_image() != n_input {
             return Err(PipelineError::Shape(format!(
                 "{}: {what} have {} x {} = {} pixels, but the network has {} input nodes",

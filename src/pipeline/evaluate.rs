@@ -123,6 +123,68 @@ fn projection_seed(seed: u64) -> u64 {
     seed ^ 0x5EED
 }
 
+/// The reference and query sizes of [`Protocol::RandomSplit`] on `n` rows:
+/// the config's when they fit, else 90% / 10%, with a note saying so.
+fn random_split_sizes(params: &EvalParams, n: usize) -> ((usize, usize), Option<String>) {
+    match (params.n_reference, params.n_query) {
+        (Some(r), Some(q)) if r.checked_add(q).is_some_and(|t| t <= n) => ((r, q), None),
+        (r, q) => {
+            let q_default = (n / 10).max(1);
+            let sizes = (n.saturating_sub(q_default), q_default);
+            let note = (r.is_some() || q.is_some()).then(|| {
+                format!(
+                    "The config's split sizes ({r:?} reference, {q:?} queries) do not fit {n} rows: {} / {} used.",
+                    sizes.0, sizes.1
+                )
+            });
+            (sizes, note)
+        }
+    }
+}
+
+/// Checks, before any encoding, that `protocol` on `n_rows` rows gives
+/// splits the readouts of `params` can score: a non-empty reference and
+/// query part, k neighbours at most the reference size, and the linear
+/// readouts' folds within it. The same rules the evaluation applies after
+/// the encode, so a run that would fail there fails here, at no cost.
+/// Returns the note about adjusted split sizes, if any.
+pub fn check_feasible(
+    params: &EvalParams,
+    protocol: Protocol,
+    n_rows: usize,
+) -> Result<Option<String>, PipelineError> {
+    let ((n_reference, n_query), note) = match protocol {
+        Protocol::HeldOut {
+            n_reference,
+            n_query,
+        } => ((n_reference, n_query), None),
+        Protocol::RandomSplit => random_split_sizes(params, n_rows),
+    };
+    let bad = |why: String| {
+        PipelineError::Other(format!(
+            "{n_rows} rows split into {n_reference} reference / {n_query} queries: {why}"
+        ))
+    };
+    if n_reference == 0 || n_query == 0 {
+        return Err(bad("both parts need at least one row".into()));
+    }
+    if params.knn.k > n_reference {
+        return Err(bad(format!(
+            "kNN with k = {} needs at least k reference rows",
+            params.knn.k
+        )));
+    }
+    for lp in &params.linear {
+        if lp.lambdas.len() > 1 && (lp.cv_folds < 2 || lp.cv_folds > n_reference) {
+            return Err(bad(format!(
+                "the {:?} readout's {} cross-validation folds need 2 <= folds <= reference rows",
+                lp.kind, lp.cv_folds
+            )));
+        }
+    }
+    Ok(note)
+}
+
 /// Scores matrices under one protocol: the same splits, labels, readouts
 /// and preprocessing for every view and baseline.
 pub struct Evaluator<'a> {
@@ -170,20 +232,8 @@ impl<'a> Evaluator<'a> {
                 vec![held_out_split(n_reference, n_query)],
             ),
             Protocol::RandomSplit => {
-                let (n_ref, n_q) = match (params.n_reference, params.n_query) {
-                    (Some(r), Some(q)) if r + q <= n => (r, q),
-                    (r, q) => {
-                        let q_default = (n / 10).max(1);
-                        let sizes = (n.saturating_sub(q_default), q_default);
-                        if r.is_some() || q.is_some() {
-                            notes.push(format!(
-                                "The config's split sizes ({r:?} reference, {q:?} queries) do not fit {n} rows: {} / {} used.",
-                                sizes.0, sizes.1
-                            ));
-                        }
-                        sizes
-                    }
-                };
+                let ((n_ref, n_q), note) = random_split_sizes(params, n);
+                notes.extend(note);
                 let s = random_splits(n, n_ref, n_q, params.repeats, params.split_seed)?;
                 (ProtocolKind::RandomSplit, s)
             }

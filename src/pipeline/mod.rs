@@ -18,11 +18,11 @@ pub mod npy;
 mod observer;
 mod store;
 
-pub use data::{load_images, DataSpec, LIMIT_SEED};
+pub use data::{load_images, load_query, DataSpec, LIMIT_SEED};
 pub use encoder::{row_seed, stack_view, sum_totals, Encoder, RowResult, Scratch};
 pub use evaluate::{
-    dynamics_summary, evaluate, result_row, score_views, Baseline, DirViews, EvaluateOptions,
-    Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
+    check_feasible, dynamics_summary, evaluate, result_row, score_views, Baseline, DirViews,
+    EvaluateOptions, Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
 };
 pub use observer::{Collect, Event, Observer, Quiet};
 pub use store::{
@@ -45,7 +45,7 @@ pub struct ViewInfo {
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
-    #[error("{path}: {source}")]
+    #[error("{path}: I/O error")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -82,12 +82,32 @@ pub enum PipelineError {
     Other(String),
 }
 
+/// The most worker threads [`with_threads`] starts: four per core (at least
+/// 64). More gain nothing for this CPU-bound work, and a typo such as
+/// `--threads 100000` would otherwise exhaust memory or the process limit.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).max(64)
+}
+
 /// Runs `f` on a pool of `threads` workers (`None`: rayon's global pool, all
-/// cores). Results never depend on the thread count.
+/// cores; `Some(0)` too, as in rayon). Results never depend on the thread
+/// count. Refuses more than [`max_threads`] before starting any thread.
 pub fn with_threads<T: Send, E: From<PipelineError> + Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
+    if let Some(t) = threads {
+        if t > max_threads() {
+            return Err(E::from(PipelineError::Threads {
+                threads: t,
+                message: format!(
+                    "at most {} worker threads (four per core) are started",
+                    max_threads()
+                ),
+            }));
+        }
+    }
     match threads {
         None => f(),
         Some(t) => rayon::ThreadPoolBuilder::new()

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Errors of the report stage. Every variant that touches a file names it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("I/O error on {}: {source}", path.display())]
+    #[error("I/O error on {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -44,7 +44,7 @@ pub enum ReportError {
     },
     #[error("cannot draw {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
-    #[error("cannot serialise report for {}: {source}", path.display())]
+    #[error("cannot serialise report for {}", path.display())]
     Json {
         path: PathBuf,
         #[source]
