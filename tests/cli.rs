@@ -444,6 +444,20 @@ fn run_checks_its_splits_before_encoding() {
         &["3 rows", "k = 5"],
     );
     assert!(!out.exists(), "nothing may be encoded");
+    // The experiments check the same before they encode.
+    assert_clean_failure(
+        &[
+            "reproduce",
+            "weights",
+            "--quick",
+            "--limit",
+            "3",
+            "--out",
+            s(&out),
+        ],
+        &["3 rows", "k = 5"],
+    );
+    assert!(!out.exists(), "nothing may be encoded");
 }
 
 #[test]

@@ -62,6 +62,9 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
         reference_rows: rows.as_deref(),
         query: None,
     };
+    if let Some(note) = pipeline::check_feasible_for(&cfg, &encode_data)? {
+        observer.observe(pipeline::Event::Info(format!("note: {note}")));
+    }
     encode(
         &cfg,
         &encode_data,

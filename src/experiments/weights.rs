@@ -61,6 +61,9 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
         } else {
             opts.out.clone()
         };
+        if let Some(note) = pipeline::check_feasible_for(&cfg, &encode_data)? {
+            observer.observe(pipeline::Event::Info(format!("note: {note}")));
+        }
         encode(
             &cfg,
             &encode_data,

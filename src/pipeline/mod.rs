@@ -90,6 +90,23 @@ pub fn max_threads() -> usize {
     (4 * cores).max(64)
 }
 
+/// Whether the evaluation of `cfg` can score an encode of `data` (see
+/// [`check_feasible`]); for commands that encode and then evaluate, so that
+/// a protocol that cannot work fails before the encode, not after it.
+pub fn check_feasible_for(
+    cfg: &crate::config::ExperimentConfig,
+    data: &EncodeData,
+) -> Result<Option<String>, PipelineError> {
+    let protocol = match data.query {
+        Some(q) => Protocol::HeldOut {
+            n_reference: data.reference.len(),
+            n_query: q.len(),
+        },
+        None => Protocol::RandomSplit,
+    };
+    check_feasible(cfg.evaluation(), protocol, data.n_rows())
+}
+
 /// Runs `f` on a pool of `threads` workers (`None`: rayon's global pool, all
 /// cores; `Some(0)` too, as in rayon). Results never depend on the thread
 /// count. Refuses more than [`max_threads`] before starting any thread.
