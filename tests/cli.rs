@@ -321,6 +321,34 @@ fn bench_arguments_that_cannot_be_honoured_are_refused() {
 }
 
 #[test]
+fn bench_engine_reports_cpu_time_per_network_size_and_recording() {
+    let (ok, out, err) = geodyn(&[
+        "bench",
+        "engine",
+        "--digits",
+        "2",
+        "--n-recurrent",
+        "10,20",
+        "--record",
+    ]);
+    assert!(ok, "{err}");
+    let blocks: Vec<&str> = out.split("engine benchmark:").skip(1).collect();
+    assert_eq!(blocks.len(), 2, "{out}");
+    for (b, n) in blocks.iter().zip([10, 20]) {
+        assert!(b.contains(&format!("-> {n} recurrent")), "{b}");
+        assert!(b.contains("recording as an encode"), "{b}");
+        // Arrivals per second by CPU time, a positive finite number.
+        let rate: f64 = b
+            .lines()
+            .find(|l| l.contains("arrivals per second"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(f64::NAN);
+        assert!(rate.is_finite() && rate > 0.0, "{b}");
+    }
+}
+
+#[test]
 fn empty_networks_and_datasets_are_refused_before_work() {
     // Before: both wrote a "complete" encode of empty vectors.
     let tmp = tempfile::tempdir().unwrap();

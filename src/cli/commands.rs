@@ -60,10 +60,16 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
             what,
             n_recurrent,
             digits,
+            record,
             n,
             dim,
         } => match what {
-            super::BenchWhat::Engine => super::inspect::bench_engine(out, n_recurrent, digits),
+            super::BenchWhat::Engine => {
+                for n_rec in n_recurrent {
+                    super::inspect::bench_engine(out, n_rec, digits, record)?;
+                }
+                Ok(())
+            }
             super::BenchWhat::Knn => super::inspect::bench_knn(out, n, dim),
         },
         Command::Encode(a) => encode_cmd(&a, false).map(|_| ()),

@@ -129,12 +129,16 @@ pub enum Command {
     Bench {
         #[arg(value_enum, default_value = "engine")]
         what: BenchWhat,
-        /// Engine: recurrent nodes.
-        #[arg(long, default_value_t = 200)]
-        n_recurrent: usize,
+        /// Engine: recurrent nodes; several (`200,400,1000`) for one block each.
+        #[arg(long, value_delimiter = ',', default_value = "200")]
+        n_recurrent: Vec<usize>,
         /// Engine: number of digits to simulate.
         #[arg(long, default_value_t = 50)]
         digits: usize,
+        /// Engine: record what experiment 3 records (the weight snapshots and
+        /// the activity bins), as an encode does; without it only totals.
+        #[arg(long)]
+        record: bool,
         /// kNN: number of vectors and their dimension.
         #[arg(long, default_value_t = 10_000)]
         n: usize,

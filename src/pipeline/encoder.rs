@@ -121,6 +121,10 @@ impl<'a> Encoder<'a> {
     pub fn simulator(&self) -> &Simulator<'a> {
         &self.sim
     }
+    /// What a run must record for the views (what `encode_row` records).
+    pub fn record_spec(&self) -> &RecordSpec {
+        self.embedder.record_spec()
+    }
     pub fn views(&self) -> &[View] {
         self.embedder.views()
     }
