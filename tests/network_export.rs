@@ -127,6 +127,8 @@ fn check_round_trip(net: &Network) {
     let class: Vec<u8> = net.edge_class().iter().map(|&c| c as u8).collect();
     assert_eq!(read1::<u8>(&dir, "edge_class"), class);
 
+    check_meta(net, &dir);
+
     // The files hold what the README says: edges in CSR order by source, and
     // the node arrays agree with node_params.
     let src = net.edge_source();
@@ -149,4 +151,87 @@ fn export_reads_back_to_the_network_arrays() {
     let net = built();
     assert!(net.n_edges() > 20, "{} edges", net.n_edges());
     check_round_trip(&net);
+}
+
+/// `meta.json` lists exactly the `.npy` files of the export, each with the
+/// shape and dtype its own header gives, and the counts of the network.
+fn check_meta(net: &Network, dir: &Path) {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["n_nodes"], net.n_nodes());
+    assert_eq!(meta["n_edges"], net.n_edges());
+    assert_eq!(meta["n_plastic_edges"], net.plastic_edges().len());
+    let arrays = meta["arrays"].as_object().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".npy"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = arrays
+        .values()
+        .map(|a| a["file"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(files, listed);
+    for a in arrays.values() {
+        let bytes = std::fs::read(dir.join(a["file"].as_str().unwrap())).unwrap();
+        let header = String::from_utf8_lossy(&bytes[10..bytes.len().min(200)]).to_string();
+        let dtype = a["dtype"].as_str().unwrap();
+        assert!(header.contains(&format!("'descr': '{dtype}'")), "{header}");
+        let dims: Vec<String> = a["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let shape = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        assert!(
+            header.contains(&format!("'shape': {shape}")),
+            "{header} vs {shape}"
+        );
+    }
+}
+
+#[test]
+fn cli_export_meta_carries_the_run_rules_of_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geodyn"))
+        .args(["network", "weights", "--n-recurrent", "10", "--export"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let cfg: toml::Value = toml::from_str(include_str!("../configs/weights.toml")).unwrap();
+    for key in [
+        "a_plus",
+        "a_minus",
+        "tau_plus_ms",
+        "tau_minus_ms",
+        "w_min",
+        "w_max",
+    ] {
+        assert_eq!(
+            meta["stdp"][key].as_f64(),
+            cfg["stdp"][key].as_float(),
+            "stdp.{key}"
+        );
+    }
+    assert_eq!(meta["simulation"]["duration_ms"].as_f64(), Some(600.0));
+    assert_eq!(meta["stimulus"]["train"], "regular");
+    assert_eq!(meta["seed"], 1);
+    assert_eq!(meta["config_hash"].as_str().map(str::len), Some(64));
+    assert_eq!(meta["n_recurrent"], 10);
+    assert_eq!(meta["format_version"], 1);
 }

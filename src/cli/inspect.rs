@@ -182,7 +182,13 @@ pub fn network(
         );
     }
     if let Some(dir) = export {
-        crate::report::export_network_npy(&net, dir)
+        let context = crate::report::ExportContext {
+            experiment: cfg.experiment().to_string(),
+            seed: cfg.seed(),
+            config_hash: cfg.hash().to_string(),
+            config: serde_json::to_value(cfg.raw()).context("the config as JSON")?,
+        };
+        crate::report::export_network(&net, dir, Some(&context))
             .with_context(|| format!("{}: network export failed", dir.display()))?;
         outln!(
             out,

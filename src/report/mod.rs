@@ -22,7 +22,10 @@ mod plot;
 /// Temporary re-export: the PCA moved to `eval` (it is a computation, not rendering).
 /// Callers should import it from `crate::eval`; this goes once they do.
 pub use markdown::render_markdown;
-pub use network::{export_network_npy, network_summary, quantiles, EdgeClassStats};
+pub use network::{
+    export_network, export_network_npy, network_summary, quantiles, EdgeClassStats, ExportContext,
+    EXPORT_FORMAT_VERSION,
+};
 pub use plot::{
     plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
 };

@@ -126,30 +126,182 @@ pub fn network_summary(net: &Network) -> serde_json::Value {
     })
 }
 
-const README: &str = "# geodyn network export
+/// The arrays of an export: file stem, shape, dtype (NumPy's), unit, meaning.
+/// The README and `meta.json` are both rendered from this one table.
+const ARRAYS: [(&str, &str, &str, &str, &str); 13] = [
+    ("node_position_um", "n x 3", "<f8", "um", "node positions"),
+    (
+        "node_population",
+        "n",
+        "|u1",
+        "",
+        "0 = input, 1 = recurrent",
+    ),
+    (
+        "node_refractory_period_ms",
+        "n",
+        "<f8",
+        "ms",
+        "refractory period R: an arrival within R after the node's activation is lost",
+    ),
+    (
+        "node_threshold",
+        "n",
+        "<f8",
+        "",
+        "activation threshold of the summed, decaying input",
+    ),
+    (
+        "node_summation_tau_ms",
+        "n",
+        "<f8",
+        "ms",
+        "decay time constant of the summation",
+    ),
+    ("edge_source", "m", "<u4", "", "source node"),
+    ("edge_target", "m", "<u4", "", "target node"),
+    (
+        "edge_length_um",
+        "m",
+        "<f8",
+        "um",
+        "path length, >= the straight distance",
+    ),
+    (
+        "edge_velocity_um_per_ms",
+        "m",
+        "<f8",
+        "um/ms",
+        "conduction velocity (1 m/s = 1000 um/ms)",
+    ),
+    (
+        "edge_latency_ms",
+        "m",
+        "<f8",
+        "ms",
+        "latency = length / velocity, exact (no time grid)",
+    ),
+    (
+        "edge_weight",
+        "m",
+        "<f4",
+        "",
+        "initial weight, in units of the threshold's input (negative = inhibitory); float32",
+    ),
+    (
+        "edge_plastic",
+        "m",
+        "|u1",
+        "",
+        "1 if STDP may change the edge",
+    ),
+    (
+        "edge_class",
+        "m",
+        "|u1",
+        "",
+        "0 input->input, 1 input->recurrent, 2 recurrent->input, 3 recurrent->recurrent",
+    ),
+];
 
-One `.npy` file per array (NumPy: `np.load`). Units are in the names.
-Nodes are indexed 0..n; edges 0..m in CSR order by source.
+/// The version of the export layout (`meta.json` `format_version`).
+pub const EXPORT_FORMAT_VERSION: u32 = 1;
 
-| file | shape | dtype | meaning |
-|---|---|---|---|
-| node_position_um.npy | n x 3 | float64 | node positions (um) |
-| node_population.npy | n | uint8 | 0 = input, 1 = recurrent |
-| node_refractory_period_ms.npy | n | float64 | refractory period R (ms) |
-| node_threshold.npy | n | float64 | activation threshold |
-| node_summation_tau_ms.npy | n | float64 | decay time constant of summation (ms) |
-| edge_source.npy | m | uint32 | source node |
-| edge_target.npy | m | uint32 | target node |
-| edge_length_um.npy | m | float64 | path length (um), >= straight distance |
-| edge_velocity_um_per_ms.npy | m | float64 | conduction velocity (um/ms; 1 m/s = 1000 um/ms) |
-| edge_latency_ms.npy | m | float64 | latency = length / velocity (ms) |
-| edge_weight.npy | m | float32 | initial weight (negative = inhibitory) |
-| edge_plastic.npy | m | uint8 | 1 if STDP may change the edge |
-| edge_class.npy | m | uint8 | 0 input->input, 1 input->recurrent, 2 recurrent->input, 3 recurrent->recurrent |
+fn readme_text() -> String {
+    let mut r = String::from(
+        "# geodyn network export\n\n\
+One `.npy` file per array (NumPy: `np.load`), and `meta.json`: the counts, the\n\
+units, the edge order, every dtype, and (when exported from a config) the STDP\n\
+rule and its parameters, the stimulus rule, the run length, the seed and the\n\
+config hash, so another simulator can rebuild the network and its runs.\n\
+Nodes are indexed 0..n; edges 0..m in CSR order by (source, target).\n\n\
+| file | shape | dtype | unit | meaning |\n|---|---|---|---|---|\n",
+    );
+    for (name, shape, dtype, unit, meaning) in ARRAYS {
+        // NumPy's dtype strings hold `|`, which would break the table.
+        let dtype = match dtype {
+            "<f8" => "float64",
+            "<f4" => "float32",
+            "<u4" => "uint32",
+            _ => "uint8",
+        };
+        r.push_str(&format!(
+            "| {name}.npy | {shape} | {dtype} | {unit} | {meaning} |\n"
+        ));
+    }
+    r.push_str(
+        "\nRebuild in Python, e.g. with scipy: `scipy.sparse.csr_matrix((w, (src, tgt)), shape=(n, n))`.\n\
+The refraction ratio of an edge is `node_refractory_period_ms[edge_target] / edge_latency_ms`.\n",
+    );
+    r
+}
 
-Rebuild in Python, e.g. with scipy: `scipy.sparse.csr_matrix((w, (src, tgt)), shape=(n, n))`.
-The refraction ratio of an edge is `node_refractory_period_ms[edge_target] / edge_latency_ms`.
-";
+/// What an export knows of the config its network came from.
+#[derive(Clone, Debug)]
+pub struct ExportContext {
+    pub experiment: String,
+    pub seed: u64,
+    pub config_hash: String,
+    /// The checked config (all sections: network, stimulus, simulation,
+    /// stdp, ...), as JSON.
+    pub config: serde_json::Value,
+}
+
+/// `meta.json` of an export.
+fn meta(net: &Network, context: Option<&ExportContext>) -> serde_json::Value {
+    let arrays: serde_json::Map<String, serde_json::Value> = ARRAYS
+        .iter()
+        .map(|&(name, shape, dtype, unit, meaning)| {
+            let dims: Vec<usize> = match shape {
+                "n x 3" => vec![net.n_nodes(), 3],
+                "n" => vec![net.n_nodes()],
+                _ => vec![net.n_edges()],
+            };
+            (
+                name.to_string(),
+                serde_json::json!({
+                    "file": format!("{name}.npy"),
+                    "shape": dims,
+                    "dtype": dtype,
+                    "unit": unit,
+                    "meaning": meaning,
+                }),
+            )
+        })
+        .collect();
+    let section = |key: &str| {
+        context
+            .and_then(|c| c.config.get(key).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    serde_json::json!({
+        "format": "geodyn network export",
+        "format_version": EXPORT_FORMAT_VERSION,
+        "geodyn_version": env!("CARGO_PKG_VERSION"),
+        "units": {"time": "ms", "length": "um", "velocity": "um/ms", "weight": "dimensionless (threshold units)"},
+        "n_nodes": net.n_nodes(),
+        "n_input": net.n_input(),
+        "n_recurrent": net.n_recurrent(),
+        "n_edges": net.n_edges(),
+        "n_plastic_edges": net.plastic_edges().len(),
+        "node_order": "node ids 0..n_nodes; node_population says which are input nodes",
+        "edge_order": "CSR by (source, target): edge i's source is edge_source[i], sources non-decreasing",
+        "arrays": arrays,
+        "model": {
+            "activation": "a node integrates arriving weights, each decaying with its summation_tau_ms; it activates when the sum reaches its threshold, then emits on every out-edge, each arriving after the edge's latency; arrivals within refractory_period_ms after an activation are lost",
+            "stdp": "pair-based, timing at the target: an arrival dt before an activation adds a_plus * exp(-dt / tau_plus_ms); an arrival dt after one adds -a_minus * exp(-dt / tau_minus_ms); weights clipped to [w_min, w_max]; only edges with edge_plastic = 1",
+            "order": "events in time order; ties by (time, edge, emission)",
+            "stimulus": "input node i is pixel i (row-major); intensity = pixel / 255; a pixel with intensity > intensity_threshold drives its node at r = max_rate_hz * intensity, period P = max(1000 / r, R of the input node) ms; regular trains fire at P/2, P/2 + P, ... < duration_ms; Poisson trains have dead time R and a seed per image (row_seed(config seed, row))",
+        },
+        "experiment": context.map(|c| c.experiment.clone()),
+        "seed": context.map(|c| c.seed),
+        "config_hash": context.map(|c| c.config_hash.clone()),
+        "stdp": section("stdp"),
+        "stimulus": section("stimulus"),
+        "simulation": section("simulation"),
+        "config": context.map_or(serde_json::Value::Null, |c| c.config.clone()),
+    })
+}
 
 /// Writes one array as `dir/name.npy`.
 fn write_array<T: ndarray_npy::WriteNpyExt>(
@@ -165,9 +317,19 @@ fn write_array<T: ndarray_npy::WriteNpyExt>(
 }
 
 /// Writes the network's arrays and a README of the layout into `dir`
-/// (created if missing). The README is written last, so its presence marks a
-/// complete export.
+/// (created if missing), then `meta.json`, then the README, last, so its
+/// presence marks a complete export.
 pub fn export_network_npy(net: &Network, dir: &Path) -> Result<(), ReportError> {
+    export_network(net, dir, None)
+}
+
+/// [`export_network_npy`], with `meta.json` also holding what the config
+/// says of the runs (STDP, stimulus, duration, seed, hash).
+pub fn export_network(
+    net: &Network,
+    dir: &Path,
+    context: Option<&ExportContext>,
+) -> Result<(), ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }
@@ -176,6 +338,7 @@ pub fn export_network_npy(net: &Network, dir: &Path) -> Result<(), ReportError> 
     let readme = dir.join("README.md");
     // A stale README would mark a half-written export as complete.
     let _ = std::fs::remove_file(&readme);
+    let _ = std::fs::remove_file(dir.join("meta.json"));
     let n = net.n_nodes();
     let pos = Array2::from_shape_fn((n, 3), |(i, k)| net.position_um[i][k]);
     write_array(dir, "node_position_um", &pos)?;
@@ -214,7 +377,13 @@ pub fn export_network_npy(net: &Network, dir: &Path) -> Result<(), ReportError> 
     for (name, v) in u8s {
         write_array(dir, name, &Array1::from(v))?;
     }
-    std::fs::write(&readme, README).map_err(io(&readme))
+    let meta_path = dir.join("meta.json");
+    let text = serde_json::to_string_pretty(&meta(net, context)).map_err(|e| ReportError::Io {
+        path: meta_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    super::write_atomic(&meta_path, text.as_bytes()).map_err(io(&meta_path))?;
+    super::write_atomic(&readme, readme_text().as_bytes()).map_err(io(&readme))
 }
 
 #[cfg(test)]
