@@ -49,8 +49,17 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
             image,
             n_recurrent,
             path_events,
+            export_run,
             data,
-        } => super::inspect::simulate(out, &config, image, n_recurrent, path_events, &data),
+        } => super::inspect::simulate(
+            out,
+            &config,
+            image,
+            n_recurrent,
+            path_events,
+            export_run.as_deref(),
+            &data,
+        ),
         Command::Network {
             config,
             n_recurrent,

@@ -16,6 +16,7 @@ pub fn simulate(
     image: usize,
     n_rec: Option<usize>,
     path_events: usize,
+    export_run: Option<&Path>,
     data: &DataArgs,
 ) -> Result<()> {
     let cfg = load_config(spec, n_rec)?;
@@ -98,7 +99,43 @@ pub fn simulate(
         sim_s * 1e3,
         tot.arrivals as f64 / sim_s
     );
+    if let Some(dir) = export_run {
+        let info = crate::report::RunExportInfo {
+            image,
+            label: set.labels[image],
+            images_file: set.images_path.display().to_string(),
+            stimulus_seed: pipeline::row_seed(cfg.seed(), image),
+            duration_ms: cfg.run().duration_ms(),
+        };
+        let stimulus = encoder.stimulus(set.image(image), image);
+        crate::report::export_run(
+            dir,
+            &net,
+            &export_context(&cfg)?,
+            &stimulus,
+            &rec,
+            weights,
+            &info,
+        )
+        .with_context(|| format!("{}: run export failed", dir.display()))?;
+        outln!(
+            out,
+            "exported the run to {} (layout: {}/run.json)",
+            dir.display(),
+            dir.display()
+        );
+    }
     print_path(out, &net, &rec, path_events)
+}
+
+/// What an export records of the config.
+fn export_context(cfg: &crate::config::ExperimentConfig) -> Result<crate::report::ExportContext> {
+    Ok(crate::report::ExportContext {
+        experiment: cfg.experiment().to_string(),
+        seed: cfg.seed(),
+        config_hash: cfg.hash().to_string(),
+        config: serde_json::to_value(cfg.raw()).context("the config as JSON")?,
+    })
 }
 
 /// The first `events` recurrent activations with their causal edges.
@@ -182,13 +219,7 @@ pub fn network(
         );
     }
     if let Some(dir) = export {
-        let context = crate::report::ExportContext {
-            experiment: cfg.experiment().to_string(),
-            seed: cfg.seed(),
-            config_hash: cfg.hash().to_string(),
-            config: serde_json::to_value(cfg.raw()).context("the config as JSON")?,
-        };
-        crate::report::export_network(&net, dir, Some(&context))
+        crate::report::export_network(&net, dir, Some(&export_context(&cfg)?))
             .with_context(|| format!("{}: network export failed", dir.display()))?;
         outln!(
             out,

@@ -73,6 +73,11 @@ pub enum Command {
         /// Print this many activation-path events.
         #[arg(long, default_value_t = 12)]
         path_events: usize,
+        /// Also write the run for another simulator to rebuild and compare:
+        /// the network, the input trains, every activation with its causal
+        /// edge, per-node counts, the final weights (`.npy`, with `run.json`).
+        #[arg(long, value_name = "DIR")]
+        export_run: Option<PathBuf>,
         #[command(flatten)]
         data: DataArgs,
     },

@@ -18,6 +18,7 @@
 mod markdown;
 mod network;
 mod plot;
+mod run_export;
 
 /// Temporary re-export: the PCA moved to `eval` (it is a computation, not rendering).
 /// Callers should import it from `crate::eval`; this goes once they do.
@@ -29,6 +30,7 @@ pub use network::{
 pub use plot::{
     plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
 };
+pub use run_export::{export_run, RunExportInfo};
 
 use crate::eval::{Classifier, Metric, Weighting};
 use serde::{Deserialize, Serialize};
