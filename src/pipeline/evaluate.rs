@@ -625,28 +625,7 @@ fn encoded_pixels(
         _ => None,
     };
     // The baselines must see exactly the encoded images.
-    let mut now = Vec::new();
-    for (set, images, labels) in [
-        (Some(&reference), "images", "labels"),
-        (query.as_ref(), "query_images", "query_labels"),
-    ] {
-        if let Some(set) = set {
-            for (role, path, hash) in [
-                (images, &set.images_path, super::store::images_sha256(set)),
-                (labels, &set.labels_path, super::store::labels_sha256(set)),
-            ] {
-                let recorded = m.inputs.iter().find(|f| f.role == role);
-                now.push(super::InputFile {
-                    role: role.to_string(),
-                    path: recorded.map_or_else(|| path.display().to_string(), |f| f.path.clone()),
-                    bytes: 0,
-                    modified_unix_s: None,
-                    content_sha256: hash,
-                });
-            }
-        }
-    }
-    if let Some(why) = super::store::inputs_changed(&m.inputs, &now) {
+    if let Some(why) = super::store::inputs_changed(&m.inputs, &reference, query.as_ref()) {
         return Err(PipelineError::Other(format!(
             "{}: cannot compute the baselines: {why}",
             dir.display()

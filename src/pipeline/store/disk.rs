@@ -159,6 +159,10 @@ impl Crc {
             hasher: crc32fast::Hasher::new_with_initial_len(crc, len),
         }
     }
+    /// Appends `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
     /// Appends the bytes that `next` covers.
     pub fn join(&mut self, next: &Crc) {
         self.hasher.combine(&next.hasher);
@@ -196,28 +200,9 @@ pub fn crc_of_range(path: &Path, offset: u64, len: u64) -> Result<u32, PipelineE
 
 /// Checks `dir/sum.file` against its recorded size and CRC-32.
 pub fn verify(dir: &Path, sum: &FileSum) -> Result<(), PipelineError> {
-    let path = dir.join(&sum.file);
-    let len = std::fs::metadata(&path).map_err(io(&path))?.len();
-    if len != sum.bytes {
-        return Err(PipelineError::Corrupt {
-            path,
-            message: format!(
-                "{len} bytes, but manifest.json records {}: the file was replaced, truncated or never completed",
-                sum.bytes
-            ),
-        });
-    }
-    let crc = crc_of_range(&path, 0, len)?;
-    if crc != sum.crc32 {
-        return Err(PipelineError::Corrupt {
-            path,
-            message: format!(
-                "CRC-32 {crc:08x}, but manifest.json records {:08x}: the file changed or is damaged",
-                sum.crc32
-            ),
-        });
-    }
-    Ok(())
+    let path = verify_size(dir, sum)?;
+    let crc = crc_of_range(&path, 0, sum.bytes)?;
+    check_crc(path, crc, sum)
 }
 
 /// Checks only the size (cheap; the CRC is checked as the file is read).
@@ -234,6 +219,20 @@ pub fn verify_size(dir: &Path, sum: &FileSum) -> Result<PathBuf, PipelineError> 
         });
     }
     Ok(path)
+}
+
+/// The error for a file at `path` whose CRC-32 `crc` is not the recorded one.
+fn check_crc(path: PathBuf, crc: u32, sum: &FileSum) -> Result<(), PipelineError> {
+    if crc == sum.crc32 {
+        return Ok(());
+    }
+    Err(PipelineError::Corrupt {
+        path,
+        message: format!(
+            "CRC-32 {crc:08x}, but manifest.json records {:08x}: the file changed or is damaged",
+            sum.crc32
+        ),
+    })
 }
 
 /// A reader that computes the CRC-32 of what passes through it.
@@ -279,14 +278,6 @@ where
         message: e.to_string(),
     })?;
     let (crc, _) = r.finish().map_err(io(&path))?;
-    if crc != sum.crc32 {
-        return Err(PipelineError::Corrupt {
-            path,
-            message: format!(
-                "CRC-32 {crc:08x}, but manifest.json records {:08x}: the file changed or is damaged",
-                sum.crc32
-            ),
-        });
-    }
+    check_crc(path, crc, sum)?;
     Ok(x)
 }

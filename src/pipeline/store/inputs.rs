@@ -78,56 +78,102 @@ fn input_file(role: &str, path: &Path, content_sha256: String) -> Result<InputFi
     })
 }
 
+/// Each input file of a reference set (and a query set) with its role and
+/// the hash of the contents used from it.
+fn contents<'a>(
+    reference: &'a ImageSet,
+    query: Option<&'a ImageSet>,
+) -> Vec<(&'static str, &'a Path, String)> {
+    let mut files = vec![
+        (
+            "images",
+            reference.images_path.as_path(),
+            images_sha256(reference),
+        ),
+        (
+            "labels",
+            reference.labels_path.as_path(),
+            labels_sha256(reference),
+        ),
+    ];
+    if let Some(q) = query {
+        files.push(("query_images", q.images_path.as_path(), images_sha256(q)));
+        files.push(("query_labels", q.labels_path.as_path(), labels_sha256(q)));
+    }
+    files
+}
+
 /// The fingerprints of a reference set (and a query set).
 pub fn fingerprint(
     reference: &ImageSet,
     query: Option<&ImageSet>,
 ) -> Result<Vec<InputFile>, PipelineError> {
-    let mut files = vec![
-        input_file("images", &reference.images_path, images_sha256(reference))?,
-        input_file("labels", &reference.labels_path, labels_sha256(reference))?,
-    ];
-    if let Some(q) = query {
-        files.push(input_file(
-            "query_images",
-            &q.images_path,
-            images_sha256(q),
-        )?);
-        files.push(input_file(
-            "query_labels",
-            &q.labels_path,
-            labels_sha256(q),
-        )?);
+    contents(reference, query)
+        .into_iter()
+        .map(|(role, path, hash)| input_file(role, path, hash))
+        .collect()
+}
+
+/// Why recorded inputs do not describe these sets (loaded again from the
+/// recorded paths), if they do not: a different set of files, or contents
+/// that hash differently.
+pub fn contents_changed(
+    recorded: &[InputFile],
+    reference: &ImageSet,
+    query: Option<&ImageSet>,
+) -> Option<String> {
+    let now = contents(reference, query);
+    if recorded.len() != now.len() {
+        return Some(count_differs(recorded.len(), now.len()));
     }
-    Ok(files)
+    recorded
+        .iter()
+        .zip(now)
+        .find_map(|(rec, (role, path, hash))| {
+            if rec.role != role {
+                Some(format!(
+                    "its {} were {}, now {}",
+                    rec.role,
+                    rec.path,
+                    path.display()
+                ))
+            } else {
+                hash_differs(rec, &hash)
+            }
+        })
+}
+
+fn count_differs(then: usize, now: usize) -> String {
+    format!("the job read {then} input files, this run {now}")
+}
+
+/// The message for a recorded input whose contents now hash to `now`.
+fn hash_differs(rec: &InputFile, now: &str) -> Option<String> {
+    (rec.content_sha256 != now).then(|| {
+        format!(
+            "{}: the file changed since the job began (its {} now hash to {}, recorded {})",
+            rec.path,
+            if rec.role.ends_with("labels") {
+                "labels"
+            } else {
+                "encoded images"
+            },
+            &now[..12.min(now.len())],
+            &rec.content_sha256[..12.min(rec.content_sha256.len())]
+        )
+    })
 }
 
 /// Why the inputs `now` are not the inputs `then` of a job, if they are not.
 pub fn changed(then: &[InputFile], now: &[InputFile]) -> Option<String> {
     if then.len() != now.len() {
-        return Some(format!(
-            "the job read {} input files, this run {}",
-            then.len(),
-            now.len()
-        ));
+        return Some(count_differs(then.len(), now.len()));
     }
-    for (a, b) in then.iter().zip(now) {
+    then.iter().zip(now).find_map(|(a, b)| {
         if a.role != b.role || a.path != b.path {
-            return Some(format!("its {} were {}, now {}", a.role, a.path, b.path));
+            Some(format!("its {} were {}, now {}", a.role, a.path, b.path))
+        } else {
+            hash_differs(a, &b.content_sha256)
         }
-        if a.content_sha256 != b.content_sha256 {
-            return Some(format!(
-                "{}: the file changed since the job began (its {} now hash to {}, recorded {})",
-                a.path,
-                if a.role.ends_with("labels") {
-                    "labels"
-                } else {
-                    "encoded images"
-                },
-                &b.content_sha256[..12.min(b.content_sha256.len())],
-                &a.content_sha256[..12.min(a.content_sha256.len())]
-            ));
-        }
-    }
-    None
+    })
 }

@@ -116,7 +116,7 @@ fn append_body(
             break;
         }
         dst.write_all(&buf[..n]).map_err(io(staged))?;
-        crc.join(&Crc::of(&buf[..n]));
+        crc.update(&buf[..n]);
     }
     let (got, len) = r.finish().map_err(io(src))?;
     if got != sum.crc32 || len != sum.bytes {

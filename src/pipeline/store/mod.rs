@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub(crate) use disk::{read_npy_checked, verify, verify_size};
-pub(crate) use inputs::{changed as inputs_changed, images_sha256, labels_sha256};
+pub(crate) use inputs::contents_changed as inputs_changed;
 
 /// The version of this layout. Directories of another version are refused
 /// (re-encode them), never half-understood.
