@@ -2,7 +2,6 @@
 //! held-out protocol, and a full encode + evaluate whose accuracy must be far
 //! above chance.
 
-use geodyn::config::{self, ExperimentConfig};
 use geodyn::dataset::{stratified_subset_indices, write_idx_images, write_idx_labels, ImageSet};
 use geodyn::pipeline::{
     encode, evaluate, EncodeData, EncodeOptions, EvaluateOptions, Event, Observer, PipelineError,
@@ -10,29 +9,8 @@ use geodyn::pipeline::{
 };
 use std::path::Path;
 
-const BASE: &str = include_str!("../configs/weights.toml");
-
-/// The experiment-3 config, made small: N recurrent nodes, a short run.
-fn small_config(n_rec: usize, duration: f64, extra: &str) -> ExperimentConfig {
-    let mut text = BASE
-        .replace("n_recurrent = 200", &format!("n_recurrent = {n_rec}"))
-        .replace("duration_ms = 600.0", &format!("duration_ms = {duration}"))
-        .replace(
-            "snapshot_times_ms = [100.0, 200.0, 300.0, 400.0, 500.0, 600.0]",
-            &format!("snapshot_times_ms = [{}, {duration}]", duration / 2.0),
-        )
-        .replace("linear = [\"svm\"]", "linear = []");
-    text.push_str(extra);
-    config::parse(&text, Path::new("test.toml"))
-        .and_then(|r| r.check(Path::new("test.toml")))
-        .expect("test config")
-}
-
-fn subset(n: usize, seed: u64) -> (ImageSet, Vec<usize>) {
-    let all = ImageSet::builtin().expect("built-in data");
-    let idx = stratified_subset_indices(&all.labels, n, seed);
-    (all.subset(&idx), idx)
-}
+mod common;
+use common::{small_config, subset};
 
 fn quiet(dir: &Path) -> EncodeOptions {
     let mut o = EncodeOptions::new(dir);

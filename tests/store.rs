@@ -4,39 +4,22 @@
 //! changed input, a merge over the wrong directory and an evaluate of edited
 //! files are refused with a message that names the file.
 
-use geodyn::config::{self, ExperimentConfig};
-use geodyn::dataset::{stratified_subset_indices, write_idx_images, write_idx_labels, ImageSet};
+use geodyn::dataset::{write_idx_images, write_idx_labels, ImageSet};
 use geodyn::pipeline::{
-    encode, evaluate, merge_shards, read_manifest, DirLock, EncodeData, EncodeOptions,
-    EvaluateOptions, Event, Manifest, Observer, PipelineError, Quiet,
+    encode, evaluate, merge_shards, read_manifest, DirLock, EncodeOptions, EvaluateOptions, Event,
+    Manifest, Observer, PipelineError, Quiet,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BASE: &str = include_str!("../configs/weights.toml");
 const BIN: &str = env!("CARGO_BIN_EXE_geodyn");
 
-fn small_text(n_rec: usize, duration: f64) -> String {
-    BASE.replace("n_recurrent = 200", &format!("n_recurrent = {n_rec}"))
-        .replace("duration_ms = 600.0", &format!("duration_ms = {duration}"))
-        .replace(
-            "snapshot_times_ms = [100.0, 200.0, 300.0, 400.0, 500.0, 600.0]",
-            &format!("snapshot_times_ms = [{}, {duration}]", duration / 2.0),
-        )
-        .replace("linear = [\"svm\"]", "linear = []")
-}
+mod common;
+use common::{reference, small_text, subset};
 
-fn small_config(n_rec: usize, duration: f64) -> ExperimentConfig {
-    config::parse(&small_text(n_rec, duration), Path::new("test.toml"))
-        .and_then(|r| r.check(Path::new("test.toml")))
-        .expect("test config")
-}
-
-fn subset(n: usize, seed: u64) -> (ImageSet, Vec<usize>) {
-    let all = ImageSet::builtin().expect("built-in data");
-    let idx = stratified_subset_indices(&all.labels, n, seed);
-    (all.subset(&idx), idx)
+fn small_config(n_rec: usize, duration: f64) -> geodyn::config::ExperimentConfig {
+    common::small_config(n_rec, duration, "")
 }
 
 fn opts(dir: &Path, chunk: usize) -> EncodeOptions {
@@ -150,11 +133,7 @@ fn assert_honest(dir: &Path, whole: &[(String, u64)]) {
 fn a_stop_after_every_store_step_resumes_to_the_same_bytes() {
     let cfg = small_config(6, 60.0);
     let (set, rows) = subset(30, 4);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     let tmp = tempfile::tempdir().unwrap();
     let whole_dir = tmp.path().join("whole");
     let count = CountSteps::default();
@@ -190,11 +169,7 @@ fn a_stop_after_every_store_step_resumes_to_the_same_bytes() {
 fn damaged_or_missing_staged_rows_are_redone_not_zero_filled() {
     let cfg = small_config(6, 60.0);
     let (set, rows) = subset(30, 5);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     let tmp = tempfile::tempdir().unwrap();
     let whole_dir = tmp.path().join("whole");
     encode(&cfg, &data, &opts(&whole_dir, 12), &Quiet).unwrap();
@@ -296,11 +271,7 @@ fn a_second_writer_is_refused_naming_the_holder() {
     let held = DirLock::acquire(&dir).unwrap();
     let cfg = small_config(6, 60.0);
     let (set, rows) = subset(20, 6);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     let pid = std::process::id().to_string();
     let err = encode(&cfg, &data, &opts(&dir, 10), &Quiet).unwrap_err();
     assert!(matches!(err, PipelineError::Locked { .. }), "{err}");
@@ -349,20 +320,12 @@ fn a_changed_input_is_refused_on_resume_and_on_evaluate() {
     let cfg = small_config(6, 60.0);
     let dir = tmp.path().join("enc");
     let set = ImageSet::load(&ip, &lp).unwrap();
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: None,
-        query: None,
-    };
+    let data = reference(&set, None);
     let _ = encode(&cfg, &data, &opts(&dir, 12), &StopAtStep::new(2));
     // Same paths, new contents between the kill and the resume.
     write_set(tmp.path(), &b);
     let changed = ImageSet::load(&ip, &lp).unwrap();
-    let data2 = EncodeData {
-        reference: &changed,
-        reference_rows: None,
-        query: None,
-    };
+    let data2 = reference(&changed, None);
     let err = encode(&cfg, &data2, &opts(&dir, 12), &Quiet)
         .unwrap_err()
         .to_string();
@@ -389,11 +352,7 @@ fn restart_removes_the_old_jobs_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("enc");
     let (set, rows) = subset(20, 9);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     encode(&small_config(6, 60.0), &data, &opts(&dir, 10), &Quiet).unwrap();
     assert!(dir.join("weights_t30.npy").exists());
     let other = small_config(6, 40.0);
@@ -412,11 +371,7 @@ fn restart_removes_the_old_jobs_files() {
 fn merge_refuses_what_it_should_check() {
     let cfg = small_config(6, 60.0);
     let (set, rows) = subset(24, 10);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
     encode(&cfg, &data, &opts(&whole, 8), &Quiet).unwrap();
@@ -490,11 +445,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn evaluate_checks_every_file_against_the_manifest() {
     let cfg = small_config(6, 60.0);
     let (set, rows) = subset(40, 11);
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: Some(&rows),
-        query: None,
-    };
+    let data = reference(&set, Some(&rows));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("enc");
     encode(&cfg, &data, &opts(&dir, 20), &Quiet).unwrap();
@@ -550,11 +501,7 @@ fn a_single_class_is_reported_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let (ip, lp) = write_set(tmp.path(), &set);
     let set = ImageSet::load(&ip, &lp).unwrap();
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: None,
-        query: None,
-    };
+    let data = reference(&set, None);
     let dir = tmp.path().join("enc");
     encode(&small_config(6, 60.0), &data, &opts(&dir, 30), &Quiet).unwrap();
     let rep = evaluate(&dir, &EvaluateOptions::new(tmp.path().join("r")), &Quiet).unwrap();
@@ -576,11 +523,7 @@ fn a_non_utf8_input_path_is_refused_up_front() {
     let (set, _) = subset(20, 12);
     let (ip, lp) = write_set(&odd, &set);
     let set = ImageSet::load(&ip, &lp).unwrap();
-    let data = EncodeData {
-        reference: &set,
-        reference_rows: None,
-        query: None,
-    };
+    let data = reference(&set, None);
     let dir = tmp.path().join("enc");
     let err = encode(&small_config(6, 60.0), &data, &opts(&dir, 10), &Quiet)
         .unwrap_err()
