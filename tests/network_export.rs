@@ -156,8 +156,7 @@ fn export_reads_back_to_the_network_arrays() {
 /// `meta.json` lists exactly the `.npy` files of the export, each with the
 /// shape and dtype its own header gives, and the counts of the network.
 fn check_meta(net: &Network, dir: &Path) {
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let meta = read_json(&dir.join("meta.json"));
     assert_eq!(meta["n_nodes"], net.n_nodes());
     assert_eq!(meta["n_edges"], net.n_edges());
     assert_eq!(meta["n_plastic_edges"], net.plastic_edges().len());
@@ -197,13 +196,11 @@ fn check_meta(net: &Network, dir: &Path) {
     }
 }
 
-#[test]
-fn cli_export_meta_carries_the_run_rules_of_the_config() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
+/// Runs the geodyn binary with `args` followed by `dir`; it must succeed.
+fn geodyn_into(args: &[&str], dir: &Path) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_geodyn"))
-        .args(["network", "weights", "--n-recurrent", "10", "--export"])
-        .arg(&dir)
+        .args(args)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -211,8 +208,21 @@ fn cli_export_meta_carries_the_run_rules_of_the_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn cli_export_meta_carries_the_run_rules_of_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    geodyn_into(
+        &["network", "weights", "--n-recurrent", "10", "--export"],
+        &dir,
+    );
+    let meta = read_json(&dir.join("meta.json"));
     let cfg: toml::Value = toml::from_str(include_str!("../configs/weights.toml")).unwrap();
     for key in [
         "a_plus",
@@ -240,8 +250,8 @@ fn cli_export_meta_carries_the_run_rules_of_the_config() {
 fn a_run_export_is_consistent_with_itself_and_with_the_model() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geodyn"))
-        .args([
+    geodyn_into(
+        &[
             "simulate",
             "weights",
             "--n-recurrent",
@@ -249,17 +259,10 @@ fn a_run_export_is_consistent_with_itself_and_with_the_model() {
             "--image",
             "3",
             "--export-run",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &dir,
     );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run = read_json(&dir.join("run.json"));
     let net_dir = dir.join("network");
     let src: Vec<u32> = read1(&net_dir, "edge_source");
     let tgt: Vec<u32> = read1(&net_dir, "edge_target");
