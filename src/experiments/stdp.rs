@@ -377,10 +377,7 @@ impl RunFacts<'_> {
             },
             ..Default::default()
         };
-        let enc_totals = self.embedded.iter().fold(RunTotals::default(), |mut a, e| {
-            a += e.1;
-            a
-        });
+        let enc_totals: RunTotals = self.embedded.iter().map(|e| e.1).sum();
         report.timing = Timing {
             encode_s: self.train_s + self.encode_s,
             evaluate_s: self.evaluate_s,

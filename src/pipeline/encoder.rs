@@ -323,9 +323,5 @@ pub fn stack_view(
 
 /// The run totals of `rows`, summed.
 pub fn sum_totals(rows: &[RowResult]) -> RunTotals {
-    let mut t = RunTotals::default();
-    for (_, r) in rows {
-        t += *r;
-    }
-    t
+    rows.iter().map(|(_, r)| *r).sum()
 }

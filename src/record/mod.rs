@@ -77,6 +77,15 @@ impl std::ops::AddAssign for RunTotals {
     }
 }
 
+impl std::iter::Sum for RunTotals {
+    fn sum<I: Iterator<Item = RunTotals>>(iter: I) -> RunTotals {
+        iter.fold(RunTotals::default(), |mut t, o| {
+            t += o;
+            t
+        })
+    }
+}
+
 /// What a run recorded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recording {

@@ -5,7 +5,6 @@ use super::disk::{self, io, Crc, CrcReader, DirLock, FileSum};
 use super::{commit, durable, read_checked, read_manifest, write_json_atomic, Manifest};
 use crate::pipeline::observer::Observer;
 use crate::pipeline::PipelineError;
-use crate::record::RunTotals;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -62,12 +61,8 @@ fn merged_job(parts: &[Manifest], order: &[usize]) -> Result<Manifest, PipelineE
     merged.first_row = 0;
     merged.n_rows = merged.n_rows_total;
     merged.files.clear();
-    merged.totals = RunTotals::default();
-    merged.encode_s = 0.0;
-    for m in parts {
-        merged.totals += m.totals;
-        merged.encode_s += m.encode_s;
-    }
+    merged.totals = parts.iter().map(|m| m.totals).sum();
+    merged.encode_s = parts.iter().map(|m| m.encode_s).sum();
     merged.seal()?;
     Ok(merged)
 }

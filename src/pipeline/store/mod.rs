@@ -730,13 +730,7 @@ fn decide(
     }
     files.push(labels_sum);
     manifest.files = files;
-    manifest.totals = markers
-        .iter()
-        .map(|m| m.totals)
-        .fold(RunTotals::default(), |mut t, m| {
-            t += m;
-            t
-        });
+    manifest.totals = markers.iter().map(|m| m.totals).sum();
     // Wall time of the chunks themselves, summed over sessions if resumed.
     manifest.encode_s = markers.iter().map(|m| m.seconds).sum();
     manifest.seal()?;
