@@ -5,9 +5,10 @@
 //! machine) and a wall-clock timeout (so a hang fails the test instead of
 //! hanging CI).
 
-use std::io::Read;
+mod common;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Virtual memory limit of each child, KiB (3 GB).
 const ULIMIT_KB: u64 = 3_000_000;
@@ -16,31 +17,13 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs geodyn with `args` under the memory limit; (exit code, stderr).
 /// Panics if it runs past the timeout.
 fn bounded(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg(format!("ulimit -v {ULIMIT_KB}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_geodyn"))
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn geodyn");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for geodyn") {
-            break s;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            panic!("{args:?} still running after {TIMEOUT:?}: it hangs");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut err).expect("read stderr");
-    }
-    (status.code(), err)
+        .stdout(Stdio::null());
+    common::run_limited(cmd, None, TIMEOUT, &format!("{args:?}"))
 }
 
 /// Fails unless the run ended with exit code 1 (an error, not an abort or a

@@ -1,6 +1,8 @@
 //! The `geodyn` binary: the quick experiment runs, and bad input gives a clear
 //! error naming the file and field, with a failing exit code and no panic.
 
+mod common;
+
 use std::process::Command;
 
 fn geodyn(args: &[&str]) -> (bool, String, String) {
@@ -172,7 +174,7 @@ fn help_lists_the_commands() {
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs geodyn with stdout and stderr redirected as given, killing it after
 /// `limit`; returns (exit code, stderr). A kill is a test failure.
@@ -182,32 +184,11 @@ fn geodyn_with(
     stderr_to: Option<&Path>,
     limit: Duration,
 ) -> (Option<i32>, String) {
-    let err_file = tempfile::NamedTempFile::new().unwrap();
-    let stderr = match stderr_to {
-        Some(p) => Stdio::from(std::fs::OpenOptions::new().write(true).open(p).unwrap()),
-        None => Stdio::from(err_file.reopen().unwrap()),
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_geodyn"))
-        .args(args)
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .expect("run geodyn");
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > limit {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("{args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let err = std::fs::read_to_string(err_file.path()).unwrap_or_default();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_geodyn"));
+    cmd.args(args).stdout(stdout);
+    let (code, err) = common::run_limited(cmd, stderr_to, limit, &format!("{args:?}"));
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    (status.code(), err)
+    (code, err)
 }
 
 fn dev_full() -> Stdio {

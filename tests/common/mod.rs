@@ -45,3 +45,41 @@ pub fn reference<'a>(set: &'a ImageSet, rows: Option<&'a [usize]>) -> EncodeData
         query: None,
     }
 }
+
+/// Runs `cmd` with stderr going to `stderr_to` (else to a temporary file
+/// that is read back, so a chatty child cannot block on a full pipe); kills
+/// it and panics if it runs past `limit` (a hang fails the test instead of
+/// hanging CI). Returns the exit code and what it wrote to stderr.
+pub fn run_limited(
+    mut cmd: std::process::Command,
+    stderr_to: Option<&Path>,
+    limit: std::time::Duration,
+    what: &str,
+) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    let err_file = tempfile::NamedTempFile::new().expect("stderr file");
+    let stderr = match stderr_to {
+        Some(p) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .expect("stderr target"),
+        ),
+        None => Stdio::from(err_file.reopen().expect("stderr file")),
+    };
+    let mut child = cmd.stderr(stderr).spawn().expect("spawn");
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let err = std::fs::read_to_string(err_file.path()).unwrap_or_default();
+    (status.code(), err)
+}
