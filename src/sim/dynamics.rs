@@ -8,13 +8,12 @@
 //! either. The helpers are `#[inline(always)]`; `phase` and `activate` are the
 //! only `#[inline(never)]` boundaries (one per epoch phase, one per activation).
 
-use super::events::{Ev, EXTERNAL, NOT_PLASTIC};
+use super::events::{Emission, Ev, EXTERNAL, NOT_PLASTIC};
 use super::params::StdpParams;
 use super::prepare::Simulator;
 use super::run::Workspace;
-use crate::network::{EdgeId, NodeId};
+use crate::network::{EdgeId, Network, NodeId};
 use crate::record::{Activation, RecordSpec, Recording, RunTotals};
-use std::cmp::Reverse;
 
 /// The dynamic state of the nodes and plastic edges during one run. Decaying
 /// quantities are stored scaled by exp((t - origin)/tau) (see the `sim` doc).
@@ -22,16 +21,16 @@ use std::cmp::Reverse;
 pub(super) struct NodeState {
     /// The activations of the epoch being processed (sorted at flush).
     epoch_activations: Vec<Activation>,
-    /// Scaled potential: u_j(t) = potential[j] * exp(-(t - origin)/tau_s).
-    potential: Vec<f64>,
-    last_activation: Vec<f64>,
-    /// Scaled post trace: y_j(t) = post_trace[j] * exp(-(t - origin)/tau_minus).
-    post_trace: Vec<f64>,
+    /// Per node, what every arrival at it reads, in one record (one bounds
+    /// check and one cache line per arrival instead of one per array).
+    node: Vec<NodeHot>,
     /// Scaled pre trace per plastic index.
     pre_trace: Vec<f64>,
     /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
     /// tau_plus, tau_minus.
     emission_factor: Vec<[f64; 3]>,
+    /// Emissions so far in this run (the next emission's id).
+    emissions: u32,
     /// Activations per node in this run: names the busiest node when a run
     /// passes a limit (one increment per activation, which already costs a
     /// walk over the out-edges).
@@ -40,19 +39,38 @@ pub(super) struct NodeState {
 
 impl NodeState {
     /// The state at rest: potentials 0, no node refractory, traces empty.
-    pub(super) fn reset(&mut self, n: usize, n_plastic: usize) {
+    pub(super) fn reset(&mut self, net: &Network, n_plastic: usize) {
         fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
             v.clear();
             v.resize(len, x);
         }
-        fill(&mut self.potential, n, 0.0);
-        fill(&mut self.last_activation, n, f64::NEG_INFINITY);
-        fill(&mut self.post_trace, n, 0.0);
+        let n = net.n_nodes();
+        self.node.clear();
+        self.node.extend((0..n).map(|j| NodeHot {
+            potential: 0.0,
+            last_activation: f64::NEG_INFINITY,
+            post_trace: 0.0,
+            refractory_period_ms: net.refractory_period_ms[j],
+            threshold: net.threshold[j],
+        }));
         fill(&mut self.pre_trace, n_plastic, 0.0);
         fill(&mut self.activation_count, n, 0);
         self.emission_factor.clear();
+        self.emissions = 0;
         self.epoch_activations.clear();
     }
+}
+
+/// A node's state and the parameters an arrival needs.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeHot {
+    /// Scaled potential: u_j(t) = potential * exp(-(t - origin)/tau_s).
+    potential: f64,
+    last_activation: f64,
+    /// Scaled post trace: y_j(t) = post_trace * exp(-(t - origin)/tau_minus).
+    post_trace: f64,
+    refractory_period_ms: f64,
+    threshold: f64,
 }
 
 /// The mutable context of one run.
@@ -78,14 +96,12 @@ impl Ctx<'_, '_, '_> {
         let s = self.sim;
         let st = &mut ws.state;
         let shift = new_origin - self.origin;
-        for (j, u) in st.potential.iter_mut().enumerate() {
-            *u *= (-shift * s.inv_tau_s[j]).exp();
-        }
         let dp = (-shift * s.inv_tau_plus).exp();
         let dm = (-shift * s.inv_tau_minus).exp();
         let ds = (-shift * s.inv_tau_s_uniform).exp();
-        for y in st.post_trace.iter_mut() {
-            *y *= dm;
+        for (j, h) in st.node.iter_mut().enumerate() {
+            h.potential *= (-shift * s.inv_tau_s[j]).exp();
+            h.post_trace *= dm;
         }
         for x in st.pre_trace.iter_mut() {
             *x *= dp;
@@ -107,7 +123,7 @@ impl Ctx<'_, '_, '_> {
         }
     }
 
-    /// Processes, target by target, every grouped event with time <= limit.
+    /// Processes, in order, every sorted event of the epoch with time <= limit.
     #[inline(never)]
     pub(super) fn phase<const STDP: bool, const TABLES: bool>(
         &mut self,
@@ -115,24 +131,20 @@ impl Ctx<'_, '_, '_> {
         limit: f64,
         epoch: u64,
         mask: u64,
-        pending: &mut usize,
     ) {
-        for gi in 0..ws.queue.touched.len() {
-            let j = ws.queue.touched[gi] as usize;
-            // The group ends where the next one starts (group_start is never
-            // advanced; the cursor is, so a later phase resumes at it).
-            let end = ws.queue.group_end(gi);
-            let mut c = ws.queue.group_cursor[gi] as usize;
-            while c < end {
-                let k = ws.queue.grouped[c];
-                if k.t() > limit {
-                    break;
-                }
-                c += 1;
-                self.process::<STDP, TABLES>(ws, j, k, epoch, mask, pending);
+        // Taken out of the queue for the loop, so that its length and data
+        // stay in registers while `process` mutates the rest of the queue.
+        let sorted = std::mem::take(&mut ws.queue.sorted);
+        let mut c = ws.queue.cursor;
+        for k in &sorted[c..] {
+            if k.t() > limit {
+                break;
             }
-            ws.queue.group_cursor[gi] = c as u32;
+            c += 1;
+            self.process::<STDP, TABLES>(ws, k.target as usize, *k, epoch, mask);
         }
+        ws.queue.cursor = c;
+        ws.queue.sorted = sorted;
     }
 
     /// Processes one event at target j.
@@ -144,14 +156,13 @@ impl Ctx<'_, '_, '_> {
         k: Ev,
         epoch: u64,
         mask: u64,
-        pending: &mut usize,
     ) {
         let s = self.sim;
-        let net = s.net;
         let t = k.t();
         let edge = (k.low >> 32) as u32;
         let emission = k.low as u32 as usize;
-        let refractory = t - ws.state.last_activation[j] < net.refractory_period_ms[j];
+        let h = ws.state.node[j];
+        let refractory = t - h.last_activation < h.refractory_period_ms;
         let cause;
         if edge == EXTERNAL {
             self.totals.external_activations += 1;
@@ -185,14 +196,16 @@ impl Ctx<'_, '_, '_> {
             } else {
                 ((t - self.origin) * s.inv_tau_s[j]).exp()
             };
-            let u = ws.state.potential[j] + w * g;
-            if u < net.threshold[j] * g {
-                ws.state.potential[j] = u;
+            // `h` is still current: depression changes weights and pre
+            // traces, not the node.
+            let u = h.potential + w * g;
+            if u < h.threshold * g {
+                ws.state.node[j].potential = u;
                 return;
             }
             cause = Some(edge as EdgeId);
         }
-        self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask, pending);
+        self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask);
     }
 
     /// STDP at a plastic arrival on edge `e` (plastic index `pi`) of weight
@@ -221,7 +234,7 @@ impl Ctx<'_, '_, '_> {
                 ((t - self.origin) * s.inv_tau_minus).exp(),
             )
         };
-        let y = st.post_trace[j] / g_minus;
+        let y = st.node[j].post_trace / g_minus;
         if y > 0.0 {
             self.weights[e] = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
             self.totals.stdp_updates += 1;
@@ -241,16 +254,15 @@ impl Ctx<'_, '_, '_> {
         cause: Option<EdgeId>,
         epoch: u64,
         mask: u64,
-        pending: &mut usize,
     ) {
-        ws.state.potential[j] = 0.0;
-        ws.state.last_activation[j] = t;
+        ws.state.node[j].potential = 0.0;
+        ws.state.node[j].last_activation = t;
         self.record_activation(ws, j, t, cause);
         let rel = t - self.origin;
         if STDP {
             self.potentiate(ws, j, rel);
         }
-        self.emit::<STDP, TABLES>(ws, j, t, rel, epoch, mask, pending);
+        self.emit::<STDP, TABLES>(ws, j, t, rel, epoch, mask);
     }
 
     /// Counts and (if asked) records the activation of j at t.
@@ -293,12 +305,11 @@ impl Ctx<'_, '_, '_> {
                 self.totals.stdp_updates += 1;
             }
         }
-        st.post_trace[j] += (rel * s.inv_tau_minus).exp();
+        st.node[j].post_trace += (rel * s.inv_tau_minus).exp();
     }
 
-    /// Queues a signal on every out-edge of j, activated at t (`rel` = t -
-    /// origin): into the ring when it lands within it, else into the heap.
-    #[allow(clippy::too_many_arguments)]
+    /// Queues the signals of j's activation at t (`rel` = t - origin) on
+    /// every out-edge: one emission in the wheel, drained epoch by epoch.
     #[inline(always)]
     fn emit<const STDP: bool, const TABLES: bool>(
         &mut self,
@@ -308,24 +319,25 @@ impl Ctx<'_, '_, '_> {
         rel: f64,
         epoch: u64,
         mask: u64,
-        pending: &mut usize,
     ) {
         let s = self.sim;
         let net = s.net;
-        let (lo, hi) = (net.out_offsets[j] as usize, net.out_offsets[j + 1] as usize);
+        let (lo, hi) = (net.out_offsets[j], net.out_offsets[j + 1]);
         if lo == hi {
             return;
         }
         // The limit is checked here, once per activation, rather than per
-        // epoch: one epoch can multiply the events in flight by the fan-out,
-        // so a check between epochs would bound memory only loosely. Refused
-        // events are dropped; the run ends with an error after this epoch.
-        let in_flight = (*pending + ws.queue.overflow.len() + (hi - lo)) as u64;
+        // epoch: one epoch can multiply the signals in flight by the fan-out,
+        // so a check between epochs would bound the work only loosely.
+        // Refused signals are dropped; the run ends with an error after this
+        // epoch.
+        let in_flight = ws.queue.in_flight + (hi - lo) as u64;
         if in_flight > self.max_in_flight {
             self.in_flight_exceeded.get_or_insert(in_flight);
             return;
         }
-        let emission = ws.state.emission_factor.len() as u32 as u64;
+        let id = ws.state.emissions;
+        ws.state.emissions += 1;
         if TABLES {
             ws.state.emission_factor.push([
                 (rel * s.inv_tau_s_uniform).exp(),
@@ -341,29 +353,12 @@ impl Ctx<'_, '_, '_> {
                 },
             ]);
         }
-        let inv_epoch = 1.0 / s.epoch_ms;
-        let latency = &net.edge_latency_ms[lo..hi];
-        let target = &net.edge_target[lo..hi];
-        let plastic = &s.plastic_index[lo..hi];
-        let q = &mut ws.queue;
-        let mut overflowed = 0usize;
-        for i in 0..latency.len() {
-            let ta = t + latency[i];
-            let b = (ta * inv_epoch) as u64;
-            debug_assert!(b > epoch, "emission fell in its own epoch");
-            let ev = Ev {
-                time: ta.to_bits(),
-                low: (((lo + i) as u64) << 32) | emission,
-                target: target[i],
-                plastic: plastic[i],
-            };
-            if b - epoch <= mask {
-                q.ring[(b & mask) as usize].push(ev);
-            } else {
-                q.overflow.push(Reverse(ev));
-                overflowed += 1;
-            }
-        }
-        *pending += latency.len() - overflowed;
+        let em = Emission {
+            t,
+            next: lo,
+            end: hi,
+            id,
+        };
+        ws.queue.emit(em, &s.out_edges, s.inv_epoch, epoch, mask);
     }
 }

@@ -1,9 +1,18 @@
-//! The event queue: packed event keys, the epoch ring, and the per-epoch
-//! grouping of events by target.
+//! The event queue: packed event keys, the out-edge table in latency order,
+//! the wheel of travelling emissions, and the per-epoch sort.
 //!
 //! Time is cut into epochs shorter than the smallest latency (see the module
-//! doc of `sim`), so an epoch's events can be grouped by target and each group
-//! sorted on its own. Events further ahead than the ring wait in a heap.
+//! doc of `sim`), so nothing emitted in an epoch arrives in it. Signals are
+//! not queued one by one: an activation queues one [`Emission`], a cursor
+//! into its out-edges sorted by latency, in the wheel bucket of the epoch of
+//! its next arrival. At each epoch the due emissions write that epoch's
+//! arrivals (in latency order, so each stops at its first later one) and move
+//! on to the bucket of their next one. An emission is touched once per epoch
+//! in which it has arrivals, not once per arrival, and an arrival is written
+//! once, sequentially, instead of being pushed into a random bucket. The
+//! epoch's arrivals are then sorted by time with a counting sort on a fine
+//! time slot and an insertion pass for the few that share a slot, and
+//! processed in that order: no grouping by target, no per-target loops.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,7 +21,7 @@ use std::collections::BinaryHeap;
 pub(super) const EXTERNAL: u32 = u32::MAX;
 /// The plastic index of an edge that is not plastic (or of a stimulus event).
 pub(super) const NOT_PLASTIC: u32 = u32::MAX;
-/// Longest epoch, ms (keeps each target's per-epoch sort short).
+/// Longest epoch, ms (keeps the wheel's buckets and the epoch sort short).
 const MAX_EPOCH_MS: f64 = 1.0;
 const MAX_RING: usize = 1 << 16;
 
@@ -30,9 +39,10 @@ pub(super) fn key_time(k: u128) -> f64 {
     f64::from_bits((k >> 64) as u64)
 }
 
-/// A queued event: its order key (time bits, then edge << 32 | emission), plus
-/// the target node and plastic index, written at emission where the edge arrays
-/// are read in order, so grouping and processing need no random edge lookup.
+/// An arrival (or stimulus activation) of the epoch being processed: its
+/// order key (time bits, then edge << 32 | emission), plus the target node
+/// and plastic index, copied from the out-edge table when the arrival is
+/// written, so processing needs no random edge lookup for them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Ev {
     pub(super) time: u64,
@@ -73,22 +83,65 @@ impl PartialOrd for Ev {
     }
 }
 
-/// Groups longer than this are sorted with the library sort instead.
-const INSERTION_SORT_MAX: usize = 32;
+/// One out-edge as emission reads it. The table holds each node's out-edges
+/// (the CSR range of `Network::out_offsets`) sorted by (latency, edge id), so
+/// an emission's arrivals come out in time order and an emission can stop at
+/// the first one that is not due.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OutEdge {
+    pub(super) latency: f64,
+    pub(super) edge: u32,
+    pub(super) target: u32,
+    pub(super) plastic: u32,
+}
 
-/// Insertion sort (the groups are short: a target's arrivals in one epoch).
-/// A busy target can get thousands of arrivals in one epoch, where insertion
-/// sort is quadratic (a runaway network then slowed to a crawl before it
-/// could reach a run limit), so long groups use `sort_unstable`: keys are
-/// unique (the emission index differs), so the order is the same.
+/// An activation whose signals are still travelling: entries `next..end` of
+/// the out-edge table have not arrived yet. `id` numbers the run's emissions
+/// (the emission factors' index and the last tie-break of the event order).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Emission {
+    pub(super) t: f64,
+    pub(super) next: u32,
+    pub(super) end: u32,
+    pub(super) id: u32,
+}
+
+/// An emission parked beyond the wheel, ordered by the epoch of its next
+/// arrival (then id, so the heap's order is total).
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    epoch: u64,
+    em: Emission,
+}
+
+impl PartialEq for Parked {
+    fn eq(&self, o: &Parked) -> bool {
+        (self.epoch, self.em.id) == (o.epoch, o.em.id)
+    }
+}
+impl Eq for Parked {}
+impl Ord for Parked {
+    fn cmp(&self, o: &Parked) -> std::cmp::Ordering {
+        (self.epoch, self.em.id).cmp(&(o.epoch, o.em.id))
+    }
+}
+impl PartialOrd for Parked {
+    fn partial_cmp(&self, o: &Parked) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Insertion sort of a nearly sorted slice (after the slot scatter, elements
+/// are out of order only within a slot, and no slot holds more than
+/// `MAX_SLOT_FILL`), or of a short one.
 #[inline(always)]
 fn insertion_sort(v: &mut [Ev]) {
-    if v.len() > INSERTION_SORT_MAX {
-        v.sort_unstable();
-        return;
-    }
     for i in 1..v.len() {
         let x = v[i];
+        // Most elements are already in place: test before moving anything.
+        if !x.less(&v[i - 1]) {
+            continue;
+        }
         let mut j = i;
         while j > 0 && x.less(&v[j - 1]) {
             v[j] = v[j - 1];
@@ -97,6 +150,21 @@ fn insertion_sort(v: &mut [Ev]) {
         v[j] = x;
     }
 }
+
+/// Epochs with at most this many events are insertion-sorted directly.
+const SHORT_EPOCH: usize = 24;
+/// Time slots per event in the counting sort (a power of two): with about
+/// as many slots as events, a third of the events share a slot; four per
+/// event leave about one in ten sharing, for a histogram four times longer.
+const SLOTS_PER_EVENT: usize = 2;
+/// A slot fuller than this (many events at one instant, e.g. pixels of equal
+/// intensity firing together) makes the insertion pass quadratic, so the
+/// epoch is sorted with `sort_unstable` instead (keys are unique, so the
+/// order is the same).
+const MAX_SLOT_FILL: u32 = 16;
+
+/// 1.5 * 2^52: adding it to |x| < 2^51 leaves round(x) in the low bits.
+const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
 
 /// Largest epoch length in units of the smallest time constant. The scaled
 /// state (see the `sim` doc) holds factors exp((t - origin)/tau); the origin
@@ -107,7 +175,7 @@ fn insertion_sort(v: &mut [Ev]) {
 /// ms on 0.5 ms latencies gave activity from nothing, STDP taus NaN weights).
 const MAX_EPOCH_OVER_TAU: f64 = 200.0;
 
-/// Epoch length (ms) and ring length for a network whose latencies lie in
+/// Epoch length (ms) and wheel length for a network whose latencies lie in
 /// `[lat_min, lat_max]` (`has_edges` false: no latencies at all) and whose
 /// largest 1/tau is `max_inv_tau`.
 pub(super) fn epoch_geometry(
@@ -136,103 +204,222 @@ pub(super) fn epoch_geometry(
     (epoch_ms, ring_len)
 }
 
-/// The event queue of one run: a ring of per-epoch buckets, a heap for events
-/// beyond the ring, the sorted stimulus, and the current epoch grouped by
-/// target. Part of a [`super::Workspace`]; reused across runs.
+/// The event queue of one run: the wheel of travelling emissions (a ring of
+/// per-epoch buckets, and a heap for those beyond it), the sorted stimulus,
+/// and the current epoch's events. Part of a [`super::Workspace`]; reused
+/// across runs.
 #[derive(Debug, Default)]
 pub(super) struct EventQueue {
-    pub(super) ring: Vec<Vec<Ev>>,
-    pub(super) overflow: BinaryHeap<Reverse<Ev>>,
+    ring: Vec<Vec<Emission>>,
+    parked: BinaryHeap<Reverse<Parked>>,
+    /// Emissions in the ring (not the heap): while any, no epoch is skipped.
+    in_ring: usize,
+    /// The bucket being drained (swapped with the ring's, so buffers rotate).
+    due: Vec<Emission>,
     pub(super) stimulus: Vec<u128>,
-    /// The events of the epoch being processed, in arrival order.
-    pub(super) current: Vec<Ev>,
-    /// `current` grouped by target, each group sorted by (time, edge).
-    pub(super) grouped: Vec<Ev>,
-    /// Per node: the group's size, then its fill cursor; 0 between epochs.
-    group_count: Vec<u32>,
-    /// The targets of this epoch, in the order of their first event.
-    pub(super) touched: Vec<u32>,
-    pub(super) group_start: Vec<u32>,
-    /// Per group: the next event to process (phases stop at snapshot times).
-    pub(super) group_cursor: Vec<u32>,
+    /// The epoch's events as written (emission by emission).
+    current: Vec<Ev>,
+    /// The epoch's events sorted by (time, edge, emission), and the next one
+    /// to process (phases stop at snapshot times).
+    pub(super) sorted: Vec<Ev>,
+    pub(super) cursor: usize,
+    /// Counting-sort scratch: each event's time slot, the slots' starts.
+    slot_of: Vec<u32>,
+    slot_start: Vec<u32>,
+    /// Signals emitted and not yet arrived.
+    pub(super) in_flight: u64,
+}
+
+/// Where an emission waits: its next arrival's epoch `b`, seen from `epoch`.
+#[inline(always)]
+fn park(q: &mut EventQueue, em: Emission, b: u64, epoch: u64, mask: u64) {
+    if b - epoch <= mask {
+        q.ring[(b & mask) as usize].push(em);
+        q.in_ring += 1;
+    } else {
+        q.parked.push(Reverse(Parked { epoch: b, em }));
+    }
 }
 
 impl EventQueue {
-    /// Empties the queue for a run on `n` nodes with a ring of `ring_len`.
-    pub(super) fn reset(&mut self, n: usize, ring_len: usize) {
-        self.group_count.clear();
-        self.group_count.resize(n, 0);
+    /// Empties the queue for a run with a wheel of `ring_len` buckets.
+    pub(super) fn reset(&mut self, ring_len: usize) {
         if self.ring.len() != ring_len {
             self.ring = (0..ring_len).map(|_| Vec::new()).collect();
         }
         for b in self.ring.iter_mut() {
             b.clear();
         }
-        self.overflow.clear();
+        self.parked.clear();
+        self.in_ring = 0;
+        self.due.clear();
         self.current.clear();
+        self.sorted.clear();
+        self.cursor = 0;
+        self.in_flight = 0;
     }
 
-    /// End (exclusive) in `grouped` of group `gi`: where the next one starts.
+    /// Queues the emission of an activation at `em.t`, during `epoch`: its
+    /// first arrival (the out-edge table is in latency order) sets its bucket.
     #[inline(always)]
-    pub(super) fn group_end(&self, gi: usize) -> usize {
-        if gi + 1 < self.touched.len() {
-            self.group_start[gi + 1] as usize
-        } else {
-            self.current.len()
+    pub(super) fn emit(
+        &mut self,
+        em: Emission,
+        out: &[OutEdge],
+        inv_epoch: f64,
+        epoch: u64,
+        mask: u64,
+    ) {
+        let b = ((em.t + out[em.next as usize].latency) * inv_epoch) as u64;
+        debug_assert!(b > epoch, "emission fell in its own epoch");
+        self.in_flight += (em.end - em.next) as u64;
+        park(self, em, b, epoch, mask);
+    }
+
+    /// True when emissions are waiting in the wheel (so the next epoch may
+    /// hold arrivals).
+    pub(super) fn ring_busy(&self) -> bool {
+        self.in_ring > 0
+    }
+
+    /// The epoch of the first parked emission, if any.
+    pub(super) fn next_parked(&self) -> Option<u64> {
+        self.parked.peek().map(|Reverse(p)| p.epoch)
+    }
+
+    /// Writes the arrivals of `epoch` into `current`: every due emission's
+    /// arrivals of this epoch, each emission then parked at its next one.
+    pub(super) fn gather_arrivals(
+        &mut self,
+        out: &[OutEdge],
+        inv_epoch: f64,
+        epoch: u64,
+        mask: u64,
+    ) {
+        let slot = (epoch & mask) as usize;
+        std::mem::swap(&mut self.due, &mut self.ring[slot]);
+        self.in_ring -= self.due.len();
+        let mut due = std::mem::take(&mut self.due);
+        for em in due.drain(..) {
+            self.drain_emission(em, out, inv_epoch, epoch, mask);
+        }
+        self.due = due;
+        while let Some(&Reverse(p)) = self.parked.peek() {
+            if p.epoch > epoch {
+                break;
+            }
+            self.parked.pop();
+            self.drain_emission(p.em, out, inv_epoch, epoch, mask);
         }
     }
 
-    /// Counting sort of the epoch's events by target, then a short sort of
-    /// each target's events by (time, edge). The order of the targets is that
-    /// of their first event (it does not matter: targets are independent
-    /// within an epoch, and activations are re-sorted at flush).
-    pub(super) fn group_by_target(&mut self) {
-        let len = self.current.len();
-        self.touched.clear();
-        self.touched.resize(len, 0);
-        let mut nt = 0usize;
-        {
-            let touched = &mut self.touched[..len];
-            let count = &mut self.group_count[..];
-            for ev in &self.current {
-                let j = ev.target as usize;
-                let c = count[j];
-                // Branch-free: the slot is kept only for a first event.
-                touched[nt] = j as u32;
-                nt += (c == 0) as usize;
-                count[j] = c + 1;
-            }
+    /// Writes the arrivals of `em` that fall in `epoch` (in latency order,
+    /// so they are a prefix of what is left), then parks it at its next one.
+    #[inline(always)]
+    fn drain_emission(
+        &mut self,
+        mut em: Emission,
+        out: &[OutEdge],
+        inv_epoch: f64,
+        epoch: u64,
+        mask: u64,
+    ) {
+        let (start, end) = (em.next as usize, em.end as usize);
+        let edges = &out[start..end];
+        // An arrival at ta belongs to epoch floor(ta * inv_epoch) (the
+        // product of `Simulator::epoch_of`, so stimulus and arrivals agree);
+        // for x >= 0, floor(x) <= epoch exactly when x < epoch + 1, which
+        // costs a compare instead of a float-to-integer conversion.
+        let later = (epoch + 1) as f64;
+        let due = edges
+            .iter()
+            .position(|oe| (em.t + oe.latency) * inv_epoch >= later)
+            .unwrap_or(edges.len());
+        let id = em.id as u64;
+        let t = em.t;
+        self.current.extend(edges[..due].iter().map(|oe| Ev {
+            time: (t + oe.latency).to_bits(),
+            low: ((oe.edge as u64) << 32) | id,
+            target: oe.target,
+            plastic: oe.plastic,
+        }));
+        self.in_flight -= due as u64;
+        if let Some(oe) = edges.get(due) {
+            let b = ((t + oe.latency) * inv_epoch) as u64;
+            em.next = (start + due) as u32;
+            park(self, em, b, epoch, mask);
         }
-        self.touched.truncate(nt);
+    }
 
-        self.group_start.clear();
-        self.group_cursor.clear();
-        let mut offset = 0u32;
-        for &j in &self.touched {
-            self.group_start.push(offset);
-            self.group_cursor.push(offset);
-            let c = self.group_count[j as usize];
-            // Reuse the count as the fill cursor.
-            self.group_count[j as usize] = offset;
-            offset += c;
+    /// Adds a stimulus activation of this epoch.
+    #[inline]
+    pub(super) fn push_stimulus(&mut self, k: u128) {
+        self.current.push(Ev::new(k, k as u32, NOT_PLASTIC));
+    }
+
+    /// True when the epoch has no events.
+    pub(super) fn epoch_is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// Sorts the epoch's events by (time, edge, emission) into `sorted`: a
+    /// counting sort on the time slot ((t / epoch - epoch index) scaled to
+    /// the slot count; monotone in t, so events in different slots are in
+    /// order), then an insertion pass that orders each slot's few events.
+    pub(super) fn sort_epoch(&mut self, inv_epoch: f64, epoch: u64) {
+        let len = self.current.len();
+        self.cursor = 0;
+        if len <= SHORT_EPOCH {
+            self.sorted.clear();
+            self.sorted.extend_from_slice(&self.current);
+            insertion_sort(&mut self.sorted);
+            self.current.clear();
+            return;
         }
-        if self.grouped.len() < len {
-            self.grouped.resize(len, Ev::default());
+        let slots = (len * SLOTS_PER_EVENT).next_power_of_two();
+        let (scale, base, last) = (slots as f64, epoch as f64, slots as i32);
+        self.slot_of.clear();
+        self.slot_start.clear();
+        self.slot_start.resize(slots + 2, 0);
+        let mut fullest = 0u32;
+        for ev in &self.current {
+            // The slot is x = (t / epoch - epoch index) * slots, in [0,
+            // slots) for an event of this epoch, rounded to the nearest
+            // integer by adding 1.5 * 2^52 (the low bits of the sum are
+            // then the integer): cheaper than a float-to-integer cast.
+            // Rounding and the clamp are monotone, which is all the order
+            // needs.
+            let x = (ev.t() * inv_epoch - base) * scale;
+            let s = ((x + ROUND_MAGIC).to_bits() as i32).clamp(0, last) as usize;
+            self.slot_of.push(s as u32);
+            let c = self.slot_start[s + 1] + 1;
+            self.slot_start[s + 1] = c;
+            fullest = fullest.max(c);
         }
-        {
-            let grouped = &mut self.grouped[..len];
-            let count = &mut self.group_count[..];
-            for ev in &self.current {
-                let j = ev.target as usize;
-                let c = count[j];
-                grouped[c as usize] = *ev;
-                count[j] = c + 1;
-            }
+        if fullest > MAX_SLOT_FILL {
+            self.sorted.clear();
+            self.sorted.extend_from_slice(&self.current);
+            self.sorted.sort_unstable();
+            self.current.clear();
+            return;
         }
-        for gi in 0..self.touched.len() {
-            self.group_count[self.touched[gi] as usize] = 0;
-            let end = self.group_end(gi);
-            insertion_sort(&mut self.grouped[self.group_start[gi] as usize..end]);
+        let mut sum = 0u32;
+        for c in self.slot_start.iter_mut() {
+            sum += *c;
+            *c = sum;
         }
+        // Every slot of `sorted` is written below: grow it, but do not clear
+        // what the last epoch left (that would be a memset per epoch).
+        if self.sorted.len() < len {
+            self.sorted.resize(len, Ev::default());
+        }
+        self.sorted.truncate(len);
+        for (ev, &s) in self.current.iter().zip(&self.slot_of) {
+            let p = self.slot_start[s as usize];
+            self.sorted[p as usize] = *ev;
+            self.slot_start[s as usize] = p + 1;
+        }
+        insertion_sort(&mut self.sorted);
+        self.current.clear();
     }
 }

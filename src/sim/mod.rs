@@ -35,9 +35,15 @@
 //!
 //! **How it is fast.** (1) *Epochs.* Time is cut into epochs no longer than the
 //! smallest latency, so nothing emitted in an epoch arrives in the same epoch:
-//! within an epoch the targets are independent, and each target's few arrivals
-//! are sorted on their own (a counting sort by target, then a short sort by
-//! (time, edge)). This gives exactly the result of the global order above.
+//! within an epoch the targets are independent, and the epoch's events can be
+//! sorted once, by time, and processed in that order. Signals are not queued
+//! one by one: an activation queues one *emission* (a cursor into its
+//! out-edges sorted by latency) in a wheel of per-epoch buckets; each epoch,
+//! the due emissions write their arrivals of that epoch sequentially and move
+//! to the bucket of their next one. The epoch's events are then ordered by a
+//! counting sort on a fine time slot plus an insertion pass for the few that
+//! share a slot (see `events`). This gives exactly the result of the global
+//! order above.
 //! (2) *No exponential per arrival.* Decaying quantities (potential, traces) are
 //! stored scaled by `exp((t - origin)/tau)`; the factor of an arrival is the
 //! product of its emission's factor (one `exp` per activation) and its edge's
@@ -48,8 +54,8 @@
 //! latency/tau ratios are too large for the tables use `exp` per arrival.
 //!
 //! **Where things are.** `params`: the checked run and STDP parameters and the
-//! errors; `events`: event keys, the epoch ring and the grouping of an epoch by
-//! target; `prepare`: the per-edge tables ([`Simulator::new`]); `run`: the epoch
+//! errors; `events`: event keys, the out-edge table, the wheel of emissions
+//! and the epoch sort; `prepare`: the per-edge tables ([`Simulator::new`]); `run`: the epoch
 //! loop ([`Simulator::run`]); `dynamics`: arrival, activation and STDP, the hot
 //! path.
 

@@ -129,9 +129,9 @@ impl StdpParams {
 ///
 /// The defaults are far above what a balanced network needs (the shipped
 /// configs, N = 400 included, stay under about 1e5 events in flight, 2e4
-/// activations and 5e6 arrivals per 600 ms run), keep the queue of one run
-/// under about 1 GiB (16.8M events of 24 bytes, with room for the buckets to
-/// grow) and stop a runaway run within tens of seconds (the engine does about
+/// activations and 5e6 arrivals per 600 ms run), keep the event buffers of
+/// one run under about 1 GiB (an epoch's events, at most all those in flight,
+/// take 48 bytes each while sorted: 16.8M of them are 800 MB) and stop a runaway run within tens of seconds (the engine does about
 /// 1e7 arrivals per second on a runaway network). The activation and arrival
 /// limits are rates, so that a long healthy run is not mistaken for a runaway:
 /// 2.5e7 activations and 2.5e8 arrivals per simulated second, and at least
@@ -140,8 +140,8 @@ impl StdpParams {
 /// run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunLimits {
-    /// Signals emitted and not yet arrived, at any moment (24 bytes each in
-    /// the queue).
+    /// Signals emitted and not yet arrived, at any moment (an epoch's share
+    /// of them is buffered, 48 bytes each).
     pub max_events_in_flight: u64,
     /// Activations in one run, stimulus-driven ones included.
     pub max_activations: u64,

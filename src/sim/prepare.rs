@@ -1,7 +1,7 @@
 //! Preparing a network for runs: the per-edge tables computed once per
 //! (network, parameters) and shared by every run and thread.
 
-use super::events::{epoch_geometry, NOT_PLASTIC};
+use super::events::{epoch_geometry, OutEdge, NOT_PLASTIC};
 use super::params::{RunParams, SimError};
 use crate::network::{EdgeId, Network};
 
@@ -15,8 +15,6 @@ const MAX_TABLED_EXPONENT: f64 = 200.0;
 pub struct Simulator<'a> {
     pub(super) net: &'a Network,
     pub(super) params: RunParams,
-    /// Index into the compact plastic arrays (CSC order by target), or NOT_PLASTIC.
-    pub(super) plastic_index: Vec<u32>,
     /// Edge id of each compact plastic index.
     pub(super) plastic_edge: Vec<EdgeId>,
     /// Per target node: its incoming plastic edges are plastic_index range
@@ -33,7 +31,12 @@ pub struct Simulator<'a> {
     /// exp(latency_e / tau_plus), exp(latency_e / tau_minus) per plastic index.
     pub(super) f_plus: Vec<f64>,
     pub(super) f_minus: Vec<f64>,
+    /// Each node's out-edges (its `Network::out_offsets` range) in latency
+    /// order, with what emission writes into an event.
+    pub(super) out_edges: Vec<OutEdge>,
     pub(super) epoch_ms: f64,
+    /// 1 / epoch_ms: the one product that assigns a time to its epoch.
+    pub(super) inv_epoch: f64,
     pub(super) ring_len: usize,
     pub(super) max_inv_tau: f64,
 }
@@ -69,6 +72,26 @@ fn plastic_layout(net: &Network, stdp_on: bool) -> PlasticLayout {
         edge,
         in_offsets,
     }
+}
+
+/// Every node's out-edges sorted by (latency, edge id) within its CSR range,
+/// so an emission's arrivals are in time order (ties by edge id, which is
+/// the event order's next key).
+fn out_edge_table(net: &Network, plastic_index: &[u32]) -> Vec<OutEdge> {
+    let mut out: Vec<OutEdge> = (0..net.n_edges())
+        .map(|e| OutEdge {
+            latency: net.edge_latency_ms[e],
+            edge: e as u32,
+            target: net.edge_target[e],
+            plastic: plastic_index[e],
+        })
+        .collect();
+    for i in 0..net.n_nodes() {
+        let (lo, hi) = (net.out_offsets[i] as usize, net.out_offsets[i + 1] as usize);
+        out[lo..hi]
+            .sort_unstable_by(|a, b| a.latency.total_cmp(&b.latency).then(a.edge.cmp(&b.edge)));
+    }
+    out
 }
 
 /// Whether the targets of all edges share one 1/tau_s, and that value (0.0
@@ -173,10 +196,10 @@ impl<'a> Simulator<'a> {
                 tau: 1.0 / max_inv_tau,
             });
         }
+        let out_edges = out_edge_table(net, &plastic.index);
         Ok(Simulator {
             net,
             params: params.clone(),
-            plastic_index: plastic.index,
             plastic_edge: plastic.edge,
             in_offsets: plastic.in_offsets,
             inv_tau_s,
@@ -187,7 +210,9 @@ impl<'a> Simulator<'a> {
             f_s,
             f_plus,
             f_minus,
+            out_edges,
             epoch_ms,
+            inv_epoch: 1.0 / epoch_ms,
             ring_len,
             max_inv_tau,
         })
@@ -206,7 +231,7 @@ impl<'a> Simulator<'a> {
         let n = self.net.n_nodes();
         let m = self.net.n_edges();
         let p = self.plastic_edge.len();
-        m * (4 + 4 + if self.tables { 8 } else { 0 })
+        m * (std::mem::size_of::<OutEdge>() + if self.tables { 8 } else { 0 })
             + p * (4 + 8 + if self.tables { 16 } else { 0 })
             + n * (8 * 4 + 4)
     }

@@ -3,12 +3,11 @@
 //! the dynamics in phases split at snapshot times.
 
 use super::dynamics::{Ctx, NodeState};
-use super::events::{key, key_time, Ev, EventQueue, EXTERNAL, NOT_PLASTIC};
+use super::events::{key, key_time, EventQueue, EXTERNAL};
 use super::params::{RunParams, SimError, StdpParams};
 use super::prepare::Simulator;
 use crate::network::{Network, NodeId};
 use crate::record::{ExternalActivation, RecordSpec, Recording, RunTotals, WeightSnapshot};
-use std::cmp::Reverse;
 
 /// Largest exponent a stored factor may reach before the origin moves.
 const REBASE_EXPONENT: f64 = 200.0;
@@ -256,9 +255,8 @@ impl Simulator<'_> {
     }
 
     fn reset(&self, ws: &mut Workspace) {
-        let n = self.net.n_nodes();
-        ws.queue.reset(n, self.ring_len);
-        ws.state.reset(n, self.plastic_edge.len());
+        ws.queue.reset(self.ring_len);
+        ws.state.reset(self.net, self.plastic_edge.len());
     }
 
     #[inline(always)]
@@ -279,11 +277,10 @@ impl Simulator<'_> {
         let mask = (self.ring_len - 1) as u64;
         let last_epoch = self.epoch_of(self.params.duration_ms());
         let mut stim_cursor = 0usize;
-        let mut pending = 0usize;
         let mut epoch: u64 = 0;
         while epoch <= last_epoch {
-            if !self.gather(ws, epoch, mask, &mut stim_cursor, &mut pending) {
-                match self.next_epoch(ws, epoch, stim_cursor, pending) {
+            if !self.gather(ws, epoch, mask, &mut stim_cursor) {
+                match self.next_epoch(ws, epoch, stim_cursor) {
                     Some(b) => epoch = b,
                     None => break,
                 }
@@ -293,10 +290,9 @@ impl Simulator<'_> {
             if (epoch_start - ctx.origin) * self.max_inv_tau > REBASE_EXPONENT {
                 ctx.rebase(ws, epoch_start);
             }
-            ws.queue.group_by_target();
-            self.run_phases(ws, ctx, snapshots, epoch, mask, &mut pending);
+            ws.queue.sort_epoch(self.inv_epoch, epoch);
+            self.run_phases(ws, ctx, snapshots, epoch, mask);
             ctx.flush_activations(ws);
-            ws.queue.current.clear();
             epoch += 1;
             if let Some(e) = self.runaway(ws, ctx, epoch as f64 * self.epoch_ms) {
                 return Err(e);
@@ -305,71 +301,42 @@ impl Simulator<'_> {
         Ok(())
     }
 
-    /// Moves the events of `epoch` into `queue.current`: its ring bucket, the
-    /// stimulus up to it and the due overflow events. False (and the bucket
-    /// left in place) when there are none.
-    fn gather(
-        &self,
-        ws: &mut Workspace,
-        epoch: u64,
-        mask: u64,
-        stim_cursor: &mut usize,
-        pending: &mut usize,
-    ) -> bool {
+    /// Writes the events of `epoch` into the queue: the due emissions'
+    /// arrivals and the stimulus up to it. False when there are none.
+    fn gather(&self, ws: &mut Workspace, epoch: u64, mask: u64, stim_cursor: &mut usize) -> bool {
         let q = &mut ws.queue;
-        let slot = (epoch & mask) as usize;
-        std::mem::swap(&mut q.current, &mut q.ring[slot]);
-        *pending -= q.current.len();
+        q.gather_arrivals(&self.out_edges, self.inv_epoch, epoch, mask);
         while *stim_cursor < q.stimulus.len()
             && self.epoch_of(key_time(q.stimulus[*stim_cursor])) <= epoch
         {
             let k = q.stimulus[*stim_cursor];
-            q.current.push(Ev::new(k, k as u32, NOT_PLASTIC));
+            q.push_stimulus(k);
             *stim_cursor += 1;
         }
-        while let Some(&Reverse(k)) = q.overflow.peek() {
-            if self.epoch_of(k.t()) > epoch {
-                break;
-            }
-            q.current.push(k);
-            q.overflow.pop();
-        }
-        if q.current.is_empty() {
-            std::mem::swap(&mut q.current, &mut q.ring[slot]);
-            return false;
-        }
-        true
+        !q.epoch_is_empty()
     }
 
     /// The epoch to look at after the empty `epoch`: the next one while
-    /// signals are in flight, else that of the next stimulus or overflow
-    /// event; `None` when nothing is left.
-    fn next_epoch(
-        &self,
-        ws: &Workspace,
-        epoch: u64,
-        stim_cursor: usize,
-        pending: usize,
-    ) -> Option<u64> {
-        if pending > 0 {
+    /// emissions wait in the wheel, else that of the next stimulus or parked
+    /// emission; `None` when nothing is left.
+    fn next_epoch(&self, ws: &Workspace, epoch: u64, stim_cursor: usize) -> Option<u64> {
+        let q = &ws.queue;
+        if q.ring_busy() {
             return Some(epoch + 1);
         }
-        let q = &ws.queue;
         let next_stim = q
             .stimulus
             .get(stim_cursor)
             .map(|&k| self.epoch_of(key_time(k)));
-        let next_over = q.overflow.peek().map(|&Reverse(k)| self.epoch_of(k.t()));
         next_stim
             .into_iter()
-            .chain(next_over)
+            .chain(q.next_parked())
             .min()
             .map(|b| b.max(epoch + 1))
     }
 
-    /// Processes the grouped epoch in phases split at snapshot times (and at
-    /// the end of the run): every target is processed up to a limit before any
-    /// goes past it. The match picks one of four monomorphised loops.
+    /// Processes the sorted epoch in phases split at snapshot times (and at
+    /// the end of the run). The match picks one of four monomorphised loops.
     fn run_phases(
         &self,
         ws: &mut Workspace,
@@ -377,7 +344,6 @@ impl Simulator<'_> {
         snapshots: &mut SnapshotSchedule,
         epoch: u64,
         mask: u64,
-        pending: &mut usize,
     ) {
         let duration = self.params.duration_ms();
         let epoch_end = (epoch + 1) as f64 * self.epoch_ms;
@@ -385,10 +351,10 @@ impl Simulator<'_> {
             let snap = snapshots.due_before(epoch_end);
             let limit = snap.unwrap_or(f64::INFINITY).min(duration);
             match (self.params.stdp().is_some(), self.tables) {
-                (true, true) => ctx.phase::<true, true>(ws, limit, epoch, mask, pending),
-                (true, false) => ctx.phase::<true, false>(ws, limit, epoch, mask, pending),
-                (false, true) => ctx.phase::<false, true>(ws, limit, epoch, mask, pending),
-                (false, false) => ctx.phase::<false, false>(ws, limit, epoch, mask, pending),
+                (true, true) => ctx.phase::<true, true>(ws, limit, epoch, mask),
+                (true, false) => ctx.phase::<true, false>(ws, limit, epoch, mask),
+                (false, true) => ctx.phase::<false, true>(ws, limit, epoch, mask),
+                (false, false) => ctx.phase::<false, false>(ws, limit, epoch, mask),
             }
             match snap {
                 Some(t) if t <= duration => {

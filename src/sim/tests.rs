@@ -921,3 +921,50 @@ fn count_limits_are_rates_so_long_healthy_runs_are_not_runaways() {
     // Memory does not grow with the run, so neither does its bound.
     assert_eq!(long.limits().max_events_in_flight, d.max_events_in_flight);
 }
+
+#[test]
+fn emissions_beyond_the_wheel_wait_parked_and_stay_exact() {
+    // One edge of 1e-4 ms makes the epoch that short, so the longest
+    // latencies (several ms) are more than the wheel's 65,536 epochs ahead:
+    // those emissions wait in the heap, and must arrive exactly as the
+    // reference says.
+    let mut net = test_network(30, 12);
+    let (lo, hi) = (f64::INFINITY, 0.0f64);
+    let (lat_min, lat_max) = net
+        .edge_latency_ms
+        .iter()
+        .fold((lo, hi), |(a, b), &l| (a.min(l), b.max(l)));
+    assert!(lat_max / 1e-4 > 65536.0, "latencies {lat_min}..{lat_max}");
+    net.edge_latency_ms[0] = 1e-4;
+    let s = test_stimulus(36, 8);
+    let p = reference_stdp();
+    check_against_reference(&net, &p, &s, 100.0, true);
+    let sim = Simulator::new(&net, &RunParams::new(100.0, Some(p)).unwrap()).unwrap();
+    assert_eq!(sim.ring_len, 1 << 16, "the test must overflow the wheel");
+}
+
+#[test]
+fn simultaneous_arrivals_are_ordered_by_edge_even_in_a_crowd() {
+    // Every input node fires at the same instants and every input edge has
+    // the same latency, so each recurrent node gets dozens of arrivals at
+    // one time: the epoch sort's crowded-slot path, where only the edge id
+    // (then the emission) orders them. The reference orders (time, target,
+    // edge) with a heap; the activations must be the same bit for bit.
+    let mut net = test_network(40, 13);
+    let n_in = 36u32;
+    for e in 0..net.n_edges() {
+        if net.edge_source[e] < n_in {
+            net.edge_latency_ms[e] = 1.25;
+        }
+    }
+    let s: Vec<ExternalActivation> = (0..10)
+        .flat_map(|k| {
+            (0..n_in).map(move |node| ExternalActivation {
+                node,
+                time_ms: 0.5 + 9.0 * k as f64,
+            })
+        })
+        .collect();
+    check_against_reference(&net, &reference_stdp(), &s, 100.0, true);
+    check_against_reference(&net, &reference_stdp(), &s, 100.0, false);
+}
