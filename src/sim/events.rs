@@ -153,10 +153,14 @@ fn insertion_sort(v: &mut [Ev]) {
 
 /// Epochs with at most this many events are insertion-sorted directly.
 const SHORT_EPOCH: usize = 24;
-/// Time slots per event in the counting sort (a power of two): with about
-/// as many slots as events, a third of the events share a slot; four per
-/// event leave about one in ten sharing, for a histogram four times longer.
+/// Time slots per event in the counting sort: with about as many slots as
+/// events, a third of the events share a slot; four per event leave about
+/// one in ten sharing, for a histogram four times longer.
 const SLOTS_PER_EVENT: usize = 2;
+/// Bounds on the slot count (powers of two): the histogram of a crowded
+/// epoch stays small, and a quiet one still spreads its events.
+const MIN_SLOTS: usize = 64;
+const MAX_SLOTS: usize = 1 << 14;
 /// A slot fuller than this (many events at one instant, e.g. pixels of equal
 /// intensity firing together) makes the insertion pass quadratic, so the
 /// epoch is sorted with `sort_unstable` instead (keys are unique, so the
@@ -217,15 +221,21 @@ pub(super) struct EventQueue {
     /// The bucket being drained (swapped with the ring's, so buffers rotate).
     due: Vec<Emission>,
     pub(super) stimulus: Vec<u128>,
-    /// The epoch's events as written (emission by emission).
+    /// The epoch's events as written (emission by emission): the first
+    /// `written` of `current`, and each one's time slot in `slot_of`. Both
+    /// only grow, so writing is an indexed store, not a push.
     current: Vec<Ev>,
+    slot_of: Vec<u32>,
+    written: usize,
+    /// The epoch being written, its slot count (a power of two) and the
+    /// events per slot (at `slot + 1`, then prefix sums: the slots' starts).
+    epoch: u64,
+    slots: usize,
+    slot_count: Vec<u32>,
     /// The epoch's events sorted by (time, edge, emission), and the next one
     /// to process (phases stop at snapshot times).
     pub(super) sorted: Vec<Ev>,
     pub(super) cursor: usize,
-    /// Counting-sort scratch: each event's time slot, the slots' starts.
-    slot_of: Vec<u32>,
-    slot_start: Vec<u32>,
     /// Signals emitted and not yet arrived.
     pub(super) in_flight: u64,
 }
@@ -241,6 +251,17 @@ fn park(q: &mut EventQueue, em: Emission, b: u64, epoch: u64, mask: u64) {
     }
 }
 
+/// The time slot of an event at `x` = t / epoch length, in an epoch of index
+/// `base` cut into `slots`: (x - base) * slots, which is in [0, slots) for
+/// an event of that epoch, rounded to the nearest integer by adding 1.5 *
+/// 2^52 (the low bits of the sum are then the integer; cheaper than a
+/// float-to-integer cast). Rounding and the clamp are monotone in x, which
+/// is all the order needs.
+#[inline(always)]
+fn slot(x: f64, base: f64, slots: f64, last: i32) -> usize {
+    (((x - base) * slots + ROUND_MAGIC).to_bits() as i32).clamp(0, last) as usize
+}
+
 impl EventQueue {
     /// Empties the queue for a run with a wheel of `ring_len` buckets.
     pub(super) fn reset(&mut self, ring_len: usize) {
@@ -253,10 +274,11 @@ impl EventQueue {
         self.parked.clear();
         self.in_ring = 0;
         self.due.clear();
-        self.current.clear();
+        self.written = 0;
         self.sorted.clear();
         self.cursor = 0;
         self.in_flight = 0;
+        self.slots = MIN_SLOTS;
     }
 
     /// Queues the emission of an activation at `em.t`, during `epoch`: its
@@ -287,8 +309,18 @@ impl EventQueue {
         self.parked.peek().map(|Reverse(p)| p.epoch)
     }
 
-    /// Writes the arrivals of `epoch` into `current`: every due emission's
-    /// arrivals of this epoch, each emission then parked at its next one.
+    /// Starts writing `epoch`: its slot count follows the last epoch's event
+    /// count (any power of two gives the same order; about two slots per
+    /// event keeps both the histogram and the shared slots small).
+    fn begin_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.written = 0;
+        self.slot_count.clear();
+        self.slot_count.resize(self.slots + 2, 0);
+    }
+
+    /// Writes the arrivals of `epoch`: every due emission's arrivals of this
+    /// epoch, each emission then parked at its next one.
     pub(super) fn gather_arrivals(
         &mut self,
         out: &[OutEdge],
@@ -296,12 +328,13 @@ impl EventQueue {
         epoch: u64,
         mask: u64,
     ) {
+        self.begin_epoch(epoch);
         let slot = (epoch & mask) as usize;
         std::mem::swap(&mut self.due, &mut self.ring[slot]);
         self.in_ring -= self.due.len();
         let mut due = std::mem::take(&mut self.due);
         for em in due.drain(..) {
-            self.drain_emission(em, out, inv_epoch, epoch, mask);
+            self.drain_emission(em, out, inv_epoch, mask);
         }
         self.due = due;
         while let Some(&Reverse(p)) = self.parked.peek() {
@@ -309,40 +342,60 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            self.drain_emission(p.em, out, inv_epoch, epoch, mask);
+            self.drain_emission(p.em, out, inv_epoch, mask);
         }
     }
 
-    /// Writes the arrivals of `em` that fall in `epoch` (in latency order,
-    /// so they are a prefix of what is left), then parks it at its next one.
+    /// Room for `extra` more events of this epoch.
     #[inline(always)]
-    fn drain_emission(
-        &mut self,
-        mut em: Emission,
-        out: &[OutEdge],
-        inv_epoch: f64,
-        epoch: u64,
-        mask: u64,
-    ) {
+    fn make_room(&mut self, extra: usize) {
+        let need = self.written + extra;
+        if self.current.len() < need {
+            self.current.resize(need.next_power_of_two(), Ev::default());
+            self.slot_of.resize(need.next_power_of_two(), 0);
+        }
+    }
+
+    /// Writes the arrivals of `em` that fall in this epoch (in latency order,
+    /// so they are a prefix of what is left, each with its time slot
+    /// counted), then parks it at its next one.
+    #[inline(always)]
+    fn drain_emission(&mut self, mut em: Emission, out: &[OutEdge], inv_epoch: f64, mask: u64) {
         let (start, end) = (em.next as usize, em.end as usize);
         let edges = &out[start..end];
+        self.make_room(edges.len());
+        let epoch = self.epoch;
+        let (base, slots, last) = (epoch as f64, self.slots as f64, self.slots as i32);
         // An arrival at ta belongs to epoch floor(ta * inv_epoch) (the
         // product of `Simulator::epoch_of`, so stimulus and arrivals agree);
         // for x >= 0, floor(x) <= epoch exactly when x < epoch + 1, which
         // costs a compare instead of a float-to-integer conversion.
         let later = (epoch + 1) as f64;
-        let due = edges
-            .iter()
-            .position(|oe| (em.t + oe.latency) * inv_epoch >= later)
-            .unwrap_or(edges.len());
+        let w = self.written;
+        let current = &mut self.current[w..w + edges.len()];
+        let slot_of = &mut self.slot_of[w..w + edges.len()];
+        let counts = &mut self.slot_count[..];
         let id = em.id as u64;
         let t = em.t;
-        self.current.extend(edges[..due].iter().map(|oe| Ev {
-            time: (t + oe.latency).to_bits(),
-            low: ((oe.edge as u64) << 32) | id,
-            target: oe.target,
-            plastic: oe.plastic,
-        }));
+        let mut due = edges.len();
+        for (i, oe) in edges.iter().enumerate() {
+            let ta = t + oe.latency;
+            let x = ta * inv_epoch;
+            if x >= later {
+                due = i;
+                break;
+            }
+            current[i] = Ev {
+                time: ta.to_bits(),
+                low: ((oe.edge as u64) << 32) | id,
+                target: oe.target,
+                plastic: oe.plastic,
+            };
+            let s = slot(x, base, slots, last);
+            slot_of[i] = s as u32;
+            counts[s + 1] += 1;
+        }
+        self.written = w + due;
         self.in_flight -= due as u64;
         if let Some(oe) = edges.get(due) {
             let b = ((t + oe.latency) * inv_epoch) as u64;
@@ -353,60 +406,54 @@ impl EventQueue {
 
     /// Adds a stimulus activation of this epoch.
     #[inline]
-    pub(super) fn push_stimulus(&mut self, k: u128) {
-        self.current.push(Ev::new(k, k as u32, NOT_PLASTIC));
+    pub(super) fn push_stimulus(&mut self, k: u128, inv_epoch: f64) {
+        self.make_room(1);
+        let ev = Ev::new(k, k as u32, NOT_PLASTIC);
+        let s = slot(
+            ev.t() * inv_epoch,
+            self.epoch as f64,
+            self.slots as f64,
+            self.slots as i32,
+        );
+        self.current[self.written] = ev;
+        self.slot_of[self.written] = s as u32;
+        self.slot_count[s + 1] += 1;
+        self.written += 1;
     }
 
     /// True when the epoch has no events.
     pub(super) fn epoch_is_empty(&self) -> bool {
-        self.current.is_empty()
+        self.written == 0
     }
 
-    /// Sorts the epoch's events by (time, edge, emission) into `sorted`: a
-    /// counting sort on the time slot ((t / epoch - epoch index) scaled to
-    /// the slot count; monotone in t, so events in different slots are in
-    /// order), then an insertion pass that orders each slot's few events.
-    pub(super) fn sort_epoch(&mut self, inv_epoch: f64, epoch: u64) {
-        let len = self.current.len();
+    /// Sorts the epoch's events by (time, edge, emission) into `sorted`: the
+    /// counting sort on the time slots counted while writing (events in
+    /// different slots are in order), then an insertion pass that orders each
+    /// slot's few events.
+    pub(super) fn sort_epoch(&mut self) {
+        let len = self.written;
         self.cursor = 0;
-        if len <= SHORT_EPOCH {
-            self.sorted.clear();
-            self.sorted.extend_from_slice(&self.current);
-            insertion_sort(&mut self.sorted);
-            self.current.clear();
-            return;
-        }
-        let slots = (len * SLOTS_PER_EVENT).next_power_of_two();
-        let (scale, base, last) = (slots as f64, epoch as f64, slots as i32);
-        self.slot_of.clear();
-        self.slot_start.clear();
-        self.slot_start.resize(slots + 2, 0);
+        // The next epoch's slot count: about two per event of this one.
+        self.slots = (len * SLOTS_PER_EVENT)
+            .next_power_of_two()
+            .clamp(MIN_SLOTS, MAX_SLOTS);
+        let current = &self.current[..len];
         let mut fullest = 0u32;
-        for ev in &self.current {
-            // The slot is x = (t / epoch - epoch index) * slots, in [0,
-            // slots) for an event of this epoch, rounded to the nearest
-            // integer by adding 1.5 * 2^52 (the low bits of the sum are
-            // then the integer): cheaper than a float-to-integer cast.
-            // Rounding and the clamp are monotone, which is all the order
-            // needs.
-            let x = (ev.t() * inv_epoch - base) * scale;
-            let s = ((x + ROUND_MAGIC).to_bits() as i32).clamp(0, last) as usize;
-            self.slot_of.push(s as u32);
-            let c = self.slot_start[s + 1] + 1;
-            self.slot_start[s + 1] = c;
-            fullest = fullest.max(c);
-        }
-        if fullest > MAX_SLOT_FILL {
-            self.sorted.clear();
-            self.sorted.extend_from_slice(&self.current);
-            self.sorted.sort_unstable();
-            self.current.clear();
-            return;
-        }
         let mut sum = 0u32;
-        for c in self.slot_start.iter_mut() {
+        for c in self.slot_count.iter_mut() {
+            fullest = fullest.max(*c);
             sum += *c;
             *c = sum;
+        }
+        if len <= SHORT_EPOCH || fullest > MAX_SLOT_FILL {
+            self.sorted.clear();
+            self.sorted.extend_from_slice(current);
+            if len <= SHORT_EPOCH {
+                insertion_sort(&mut self.sorted);
+            } else {
+                self.sorted.sort_unstable();
+            }
+            return;
         }
         // Every slot of `sorted` is written below: grow it, but do not clear
         // what the last epoch left (that would be a memset per epoch).
@@ -414,12 +461,12 @@ impl EventQueue {
             self.sorted.resize(len, Ev::default());
         }
         self.sorted.truncate(len);
-        for (ev, &s) in self.current.iter().zip(&self.slot_of) {
-            let p = self.slot_start[s as usize];
+        let counts = &mut self.slot_count[..];
+        for (ev, &s) in current.iter().zip(&self.slot_of[..len]) {
+            let p = counts[s as usize];
             self.sorted[p as usize] = *ev;
-            self.slot_start[s as usize] = p + 1;
+            counts[s as usize] = p + 1;
         }
         insertion_sort(&mut self.sorted);
-        self.current.clear();
     }
 }

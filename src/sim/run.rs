@@ -290,7 +290,7 @@ impl Simulator<'_> {
             if (epoch_start - ctx.origin) * self.max_inv_tau > REBASE_EXPONENT {
                 ctx.rebase(ws, epoch_start);
             }
-            ws.queue.sort_epoch(self.inv_epoch, epoch);
+            ws.queue.sort_epoch();
             self.run_phases(ws, ctx, snapshots, epoch, mask);
             ctx.flush_activations(ws);
             epoch += 1;
@@ -310,7 +310,7 @@ impl Simulator<'_> {
             && self.epoch_of(key_time(q.stimulus[*stim_cursor])) <= epoch
         {
             let k = q.stimulus[*stim_cursor];
-            q.push_stimulus(k);
+            q.push_stimulus(k, self.inv_epoch);
             *stim_cursor += 1;
         }
         !q.epoch_is_empty()
