@@ -28,7 +28,7 @@ pub(super) struct NodeState {
     pre_trace: Vec<f64>,
     /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
     /// tau_plus, tau_minus.
-    emission_factor: Vec<[f64; 3]>,
+    pub(super) emission_factor: Vec<[f64; 3]>,
     /// Emissions so far in this run (the next emission's id).
     emissions: u32,
     /// Activations per node in this run: names the busiest node when a run
@@ -132,19 +132,23 @@ impl Ctx<'_, '_, '_> {
         epoch: u64,
         mask: u64,
     ) {
-        // Taken out of the queue for the loop, so that its length and data
-        // stay in registers while `process` mutates the rest of the queue.
-        let sorted = std::mem::take(&mut ws.queue.sorted);
+        // Taken out of the queue for the loop, so that their lengths and
+        // data stay in registers while `process` mutates the rest of the
+        // queue (it only parks emissions).
+        let order = std::mem::take(&mut ws.queue.order);
+        let events = std::mem::take(&mut ws.queue.current);
         let mut c = ws.queue.cursor;
-        for k in &sorted[c..] {
+        for &i in &order[c..] {
+            let k = events[i as usize];
             if k.t() > limit {
                 break;
             }
             c += 1;
-            self.process::<STDP, TABLES>(ws, k.target as usize, *k, epoch, mask);
+            self.process::<STDP, TABLES>(ws, k.target as usize, k, epoch, mask);
         }
         ws.queue.cursor = c;
-        ws.queue.sorted = sorted;
+        ws.queue.order = order;
+        ws.queue.current = events;
     }
 
     /// Processes one event at target j.
@@ -160,7 +164,6 @@ impl Ctx<'_, '_, '_> {
         let s = self.sim;
         let t = k.t();
         let edge = (k.low >> 32) as u32;
-        let emission = k.low as u32 as usize;
         let h = ws.state.node[j];
         let refractory = t - h.last_activation < h.refractory_period_ms;
         let cause;
@@ -175,30 +178,46 @@ impl Ctx<'_, '_, '_> {
             let e = edge as usize;
             self.totals.arrivals += 1;
             let pi = k.plastic;
+            let plastic = STDP && pi != NOT_PLASTIC;
             if refractory {
                 self.totals.lost_arrivals += 1;
                 if self.spec.node_counts {
                     self.rec.lost_counts[j] += 1;
                 }
-                if !STDP || pi == NOT_PLASTIC || !self.lost_count_stdp {
+                if !plastic || !self.lost_count_stdp {
                     return;
                 }
             }
-            let w = self.weights[e] as f64;
-            if STDP && pi != NOT_PLASTIC {
-                self.depress::<TABLES>(ws, j, e, pi as usize, t, emission, w);
-            }
-            if refractory {
-                return;
-            }
             let g = if TABLES {
-                ws.state.emission_factor[emission][0] * s.f_s[e]
+                k.g
             } else {
                 ((t - self.origin) * s.inv_tau_s[j]).exp()
             };
+            // w * g: written with the event for an edge whose weight cannot
+            // change during the run (see `Ev`), else from the weight now.
+            let weighted = if plastic {
+                let w = self.weights[e] as f64;
+                let (g_plus, g_minus) = if TABLES {
+                    (k.a, k.b)
+                } else {
+                    (
+                        ((t - self.origin) * s.inv_tau_plus).exp(),
+                        ((t - self.origin) * s.inv_tau_minus).exp(),
+                    )
+                };
+                self.depress(ws, j, e, pi as usize, w, g_plus, g_minus);
+                if refractory {
+                    return;
+                }
+                w * g
+            } else if TABLES {
+                k.a
+            } else {
+                self.weights[e] as f64 * g
+            };
             // `h` is still current: depression changes weights and pre
             // traces, not the node.
-            let u = h.potential + w * g;
+            let u = h.potential + weighted;
             if u < h.threshold * g {
                 ws.state.node[j].potential = u;
                 return;
@@ -209,31 +228,23 @@ impl Ctx<'_, '_, '_> {
     }
 
     /// STDP at a plastic arrival on edge `e` (plastic index `pi`) of weight
-    /// `w`: depression from earlier post activations, then the pre trace.
+    /// `w`, with `g_plus`, `g_minus` = exp((t - origin)/tau_plus),
+    /// exp((t - origin)/tau_minus): depression from earlier post activations,
+    /// then the pre trace.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn depress<const TABLES: bool>(
+    fn depress(
         &mut self,
         ws: &mut Workspace,
         j: usize,
         e: usize,
         pi: usize,
-        t: f64,
-        emission: usize,
         w: f64,
+        g_plus: f64,
+        g_minus: f64,
     ) {
-        let s = self.sim;
         let p = self.stdp;
         let st = &mut ws.state;
-        let (g_plus, g_minus) = if TABLES {
-            let f = st.emission_factor[emission];
-            (f[1] * s.f_plus[pi], f[2] * s.f_minus[pi])
-        } else {
-            (
-                ((t - self.origin) * s.inv_tau_plus).exp(),
-                ((t - self.origin) * s.inv_tau_minus).exp(),
-            )
-        };
         let y = st.node[j].post_trace / g_minus;
         if y > 0.0 {
             self.weights[e] = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;

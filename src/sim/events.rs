@@ -40,15 +40,25 @@ pub(super) fn key_time(k: u128) -> f64 {
 }
 
 /// An arrival (or stimulus activation) of the epoch being processed: its
-/// order key (time bits, then edge << 32 | emission), plus the target node
-/// and plastic index, copied from the out-edge table when the arrival is
-/// written, so processing needs no random edge lookup for them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// order key (time bits, then edge << 32 | emission), and what processing
+/// needs, computed when the arrival is written from the out-edge table (read
+/// in order) and the emission's factors, so processing does no random
+/// per-edge lookup but the plastic weight's.
+///
+/// With the factor tables (otherwise zero): `g` = exp((t - origin)/tau_s);
+/// for a plastic edge `a`, `b` = exp((t - origin)/tau_plus), exp((t -
+/// origin)/tau_minus); for any other edge `a` = w * g (its weight cannot
+/// change during a run) and `b` is unused. Each is the product the
+/// processing step computed before, so the arithmetic is unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Ev {
     pub(super) time: u64,
     pub(super) low: u64,
     pub(super) target: u32,
     pub(super) plastic: u32,
+    pub(super) g: f64,
+    pub(super) a: f64,
+    pub(super) b: f64,
 }
 
 impl Ev {
@@ -59,27 +69,12 @@ impl Ev {
             low: k as u64,
             target,
             plastic,
+            ..Ev::default()
         }
     }
     #[inline(always)]
     pub(super) fn t(&self) -> f64 {
         f64::from_bits(self.time)
-    }
-    #[inline(always)]
-    fn less(&self, o: &Ev) -> bool {
-        (self.time, self.low) < (o.time, o.low)
-    }
-}
-
-impl Ord for Ev {
-    fn cmp(&self, o: &Ev) -> std::cmp::Ordering {
-        (self.time, self.low).cmp(&(o.time, o.low))
-    }
-}
-
-impl PartialOrd for Ev {
-    fn partial_cmp(&self, o: &Ev) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
     }
 }
 
@@ -93,6 +88,11 @@ pub(super) struct OutEdge {
     pub(super) edge: u32,
     pub(super) target: u32,
     pub(super) plastic: u32,
+    /// exp(latency / tau_s of the target), exp(latency / tau_plus),
+    /// exp(latency / tau_minus) (the factor tables; zero without them).
+    pub(super) f_s: f64,
+    pub(super) f_plus: f64,
+    pub(super) f_minus: f64,
 }
 
 /// An activation whose signals are still travelling: entries `next..end` of
@@ -131,23 +131,28 @@ impl PartialOrd for Parked {
     }
 }
 
-/// Insertion sort of a nearly sorted slice (after the slot scatter, elements
-/// are out of order only within a slot, and no slot holds more than
-/// `MAX_SLOT_FILL`), or of a short one.
+/// Insertion sort of the index list `order` by the events' keys: a nearly
+/// sorted list (after the slot scatter, indices are out of order only within
+/// a slot, and no slot holds more than `MAX_SLOT_FILL`), or a short one.
 #[inline(always)]
-fn insertion_sort(v: &mut [Ev]) {
-    for i in 1..v.len() {
-        let x = v[i];
-        // Most elements are already in place: test before moving anything.
-        if !x.less(&v[i - 1]) {
+fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
+    let key = |i: u32| {
+        let e = &ev[i as usize];
+        (e.time, e.low)
+    };
+    for i in 1..order.len() {
+        let x = order[i];
+        let kx = key(x);
+        // Most are already in place: test before moving anything.
+        if kx >= key(order[i - 1]) {
             continue;
         }
         let mut j = i;
-        while j > 0 && x.less(&v[j - 1]) {
-            v[j] = v[j - 1];
+        while j > 0 && kx < key(order[j - 1]) {
+            order[j] = order[j - 1];
             j -= 1;
         }
-        v[j] = x;
+        order[j] = x;
     }
 }
 
@@ -224,7 +229,7 @@ pub(super) struct EventQueue {
     /// The epoch's events as written (emission by emission): the first
     /// `written` of `current`, and each one's time slot in `slot_of`. Both
     /// only grow, so writing is an indexed store, not a push.
-    current: Vec<Ev>,
+    pub(super) current: Vec<Ev>,
     slot_of: Vec<u32>,
     written: usize,
     /// The epoch being written, its slot count (a power of two) and the
@@ -232,9 +237,11 @@ pub(super) struct EventQueue {
     epoch: u64,
     slots: usize,
     slot_count: Vec<u32>,
-    /// The epoch's events sorted by (time, edge, emission), and the next one
-    /// to process (phases stop at snapshot times).
-    pub(super) sorted: Vec<Ev>,
+    /// The epoch's events in (time, edge, emission) order, as indices into
+    /// `current` (an epoch's events fit in the first-level cache, so the
+    /// indirection is cheap, and the sort moves 4 bytes, not an event), and
+    /// the next one to process (phases stop at snapshot times).
+    pub(super) order: Vec<u32>,
     pub(super) cursor: usize,
     /// Signals emitted and not yet arrived.
     pub(super) in_flight: u64,
@@ -275,7 +282,7 @@ impl EventQueue {
         self.in_ring = 0;
         self.due.clear();
         self.written = 0;
-        self.sorted.clear();
+        self.order.clear();
         self.cursor = 0;
         self.in_flight = 0;
         self.slots = MIN_SLOTS;
@@ -320,11 +327,11 @@ impl EventQueue {
     }
 
     /// Writes the arrivals of `epoch`: every due emission's arrivals of this
-    /// epoch, each emission then parked at its next one.
-    pub(super) fn gather_arrivals(
+    /// epoch, each emission then parked at its next one. `weights` are the
+    /// run's weights, `factors` the emissions' (see [`Ev`]).
+    pub(super) fn gather_arrivals<const TABLES: bool>(
         &mut self,
-        out: &[OutEdge],
-        inv_epoch: f64,
+        edges: EdgeView,
         epoch: u64,
         mask: u64,
     ) {
@@ -334,7 +341,7 @@ impl EventQueue {
         self.in_ring -= self.due.len();
         let mut due = std::mem::take(&mut self.due);
         for em in due.drain(..) {
-            self.drain_emission(em, out, inv_epoch, mask);
+            self.drain_emission::<TABLES>(em, &edges, mask);
         }
         self.due = due;
         while let Some(&Reverse(p)) = self.parked.peek() {
@@ -342,7 +349,7 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            self.drain_emission(p.em, out, inv_epoch, mask);
+            self.drain_emission::<TABLES>(p.em, &edges, mask);
         }
     }
 
@@ -360,17 +367,23 @@ impl EventQueue {
     /// so they are a prefix of what is left, each with its time slot
     /// counted), then parks it at its next one.
     #[inline(always)]
-    fn drain_emission(&mut self, mut em: Emission, out: &[OutEdge], inv_epoch: f64, mask: u64) {
+    fn drain_emission<const TABLES: bool>(&mut self, mut em: Emission, view: &EdgeView, mask: u64) {
         let (start, end) = (em.next as usize, em.end as usize);
-        let edges = &out[start..end];
+        let edges = &view.out[start..end];
         self.make_room(edges.len());
         let epoch = self.epoch;
+        let inv_epoch = view.inv_epoch;
         let (base, slots, last) = (epoch as f64, self.slots as f64, self.slots as i32);
         // An arrival at ta belongs to epoch floor(ta * inv_epoch) (the
         // product of `Simulator::epoch_of`, so stimulus and arrivals agree);
         // for x >= 0, floor(x) <= epoch exactly when x < epoch + 1, which
         // costs a compare instead of a float-to-integer conversion.
         let later = (epoch + 1) as f64;
+        let f = if TABLES {
+            view.factors[em.id as usize]
+        } else {
+            [0.0; 3]
+        };
         let w = self.written;
         let current = &mut self.current[w..w + edges.len()];
         let slot_of = &mut self.slot_of[w..w + edges.len()];
@@ -385,11 +398,23 @@ impl EventQueue {
                 due = i;
                 break;
             }
+            let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
+            if TABLES {
+                g = f[0] * oe.f_s;
+                // Both computed, one kept: a select, not a branch.
+                let weighted = view.weights[oe.edge as usize] as f64 * g;
+                let plastic = oe.plastic != NOT_PLASTIC;
+                a = if plastic { f[1] * oe.f_plus } else { weighted };
+                b = f[2] * oe.f_minus;
+            }
             current[i] = Ev {
                 time: ta.to_bits(),
                 low: ((oe.edge as u64) << 32) | id,
                 target: oe.target,
                 plastic: oe.plastic,
+                g,
+                a,
+                b,
             };
             let s = slot(x, base, slots, last);
             slot_of[i] = s as u32;
@@ -426,7 +451,7 @@ impl EventQueue {
         self.written == 0
     }
 
-    /// Sorts the epoch's events by (time, edge, emission) into `sorted`: the
+    /// Orders the epoch's events by (time, edge, emission) into `order`: the
     /// counting sort on the time slots counted while writing (events in
     /// different slots are in order), then an insertion pass that orders each
     /// slot's few events.
@@ -445,28 +470,33 @@ impl EventQueue {
             sum += *c;
             *c = sum;
         }
+        self.order.clear();
         if len <= SHORT_EPOCH || fullest > MAX_SLOT_FILL {
-            self.sorted.clear();
-            self.sorted.extend_from_slice(current);
+            self.order.extend(0..len as u32);
             if len <= SHORT_EPOCH {
-                insertion_sort(&mut self.sorted);
+                insertion_sort(&mut self.order, current);
             } else {
-                self.sorted.sort_unstable();
+                self.order
+                    .sort_unstable_by_key(|&i| (current[i as usize].time, current[i as usize].low));
             }
             return;
         }
-        // Every slot of `sorted` is written below: grow it, but do not clear
-        // what the last epoch left (that would be a memset per epoch).
-        if self.sorted.len() < len {
-            self.sorted.resize(len, Ev::default());
-        }
-        self.sorted.truncate(len);
+        self.order.resize(len, 0);
         let counts = &mut self.slot_count[..];
-        for (ev, &s) in current.iter().zip(&self.slot_of[..len]) {
+        for (i, &s) in self.slot_of[..len].iter().enumerate() {
             let p = counts[s as usize];
-            self.sorted[p as usize] = *ev;
+            self.order[p as usize] = i as u32;
             counts[s as usize] = p + 1;
         }
-        insertion_sort(&mut self.sorted);
+        insertion_sort(&mut self.order, current);
     }
+}
+
+/// What writing arrivals reads besides the queue: the out-edge table, the
+/// run's weights, the emissions' factors and the epoch length's inverse.
+pub(super) struct EdgeView<'v> {
+    pub(super) out: &'v [OutEdge],
+    pub(super) weights: &'v [f32],
+    pub(super) factors: &'v [[f64; 3]],
+    pub(super) inv_epoch: f64,
 }

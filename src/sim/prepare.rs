@@ -26,11 +26,6 @@ pub struct Simulator<'a> {
     pub(super) inv_tau_s_uniform: f64,
     pub(super) inv_tau_plus: f64,
     pub(super) inv_tau_minus: f64,
-    /// exp(latency_e / tau_s(target)) per edge (tables only).
-    pub(super) f_s: Vec<f64>,
-    /// exp(latency_e / tau_plus), exp(latency_e / tau_minus) per plastic index.
-    pub(super) f_plus: Vec<f64>,
-    pub(super) f_minus: Vec<f64>,
     /// Each node's out-edges (its `Network::out_offsets` range) in latency
     /// order, with what emission writes into an event.
     pub(super) out_edges: Vec<OutEdge>,
@@ -76,14 +71,28 @@ fn plastic_layout(net: &Network, stdp_on: bool) -> PlasticLayout {
 
 /// Every node's out-edges sorted by (latency, edge id) within its CSR range,
 /// so an emission's arrivals are in time order (ties by edge id, which is
-/// the event order's next key).
-fn out_edge_table(net: &Network, plastic_index: &[u32]) -> Vec<OutEdge> {
+/// the event order's next key), with the edge's factor tables (empty
+/// tables: zeros, unused).
+fn out_edge_table(
+    net: &Network,
+    plastic_index: &[u32],
+    f_s: &[f64],
+    f_plus: &[f64],
+    f_minus: &[f64],
+) -> Vec<OutEdge> {
     let mut out: Vec<OutEdge> = (0..net.n_edges())
-        .map(|e| OutEdge {
-            latency: net.edge_latency_ms[e],
-            edge: e as u32,
-            target: net.edge_target[e],
-            plastic: plastic_index[e],
+        .map(|e| {
+            let pi = plastic_index[e];
+            let per_plastic = |f: &[f64]| f.get(pi as usize).copied().unwrap_or(0.0);
+            OutEdge {
+                latency: net.edge_latency_ms[e],
+                edge: e as u32,
+                target: net.edge_target[e],
+                plastic: pi,
+                f_s: f_s.get(e).copied().unwrap_or(0.0),
+                f_plus: per_plastic(f_plus),
+                f_minus: per_plastic(f_minus),
+            }
         })
         .collect();
     for i in 0..net.n_nodes() {
@@ -196,7 +205,7 @@ impl<'a> Simulator<'a> {
                 tau: 1.0 / max_inv_tau,
             });
         }
-        let out_edges = out_edge_table(net, &plastic.index);
+        let out_edges = out_edge_table(net, &plastic.index, &f_s, &f_plus, &f_minus);
         Ok(Simulator {
             net,
             params: params.clone(),
@@ -207,9 +216,6 @@ impl<'a> Simulator<'a> {
             inv_tau_s_uniform,
             inv_tau_plus,
             inv_tau_minus,
-            f_s,
-            f_plus,
-            f_minus,
             out_edges,
             epoch_ms,
             inv_epoch: 1.0 / epoch_ms,
@@ -231,8 +237,6 @@ impl<'a> Simulator<'a> {
         let n = self.net.n_nodes();
         let m = self.net.n_edges();
         let p = self.plastic_edge.len();
-        m * (std::mem::size_of::<OutEdge>() + if self.tables { 8 } else { 0 })
-            + p * (4 + 8 + if self.tables { 16 } else { 0 })
-            + n * (8 * 4 + 4)
+        m * std::mem::size_of::<OutEdge>() + p * (4 + 8) + n * (std::mem::size_of::<f64>() * 6)
     }
 }

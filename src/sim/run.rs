@@ -3,7 +3,7 @@
 //! the dynamics in phases split at snapshot times.
 
 use super::dynamics::{Ctx, NodeState};
-use super::events::{key, key_time, EventQueue, EXTERNAL};
+use super::events::{key, key_time, EdgeView, EventQueue, EXTERNAL};
 use super::params::{RunParams, SimError, StdpParams};
 use super::prepare::Simulator;
 use crate::network::{Network, NodeId};
@@ -279,16 +279,18 @@ impl Simulator<'_> {
         let mut stim_cursor = 0usize;
         let mut epoch: u64 = 0;
         while epoch <= last_epoch {
-            if !self.gather(ws, epoch, mask, &mut stim_cursor) {
+            // Before the arrivals are written: they carry factors relative
+            // to the origin (see `Ev`).
+            let epoch_start = epoch as f64 * self.epoch_ms;
+            if (epoch_start - ctx.origin) * self.max_inv_tau > REBASE_EXPONENT {
+                ctx.rebase(ws, epoch_start);
+            }
+            if !self.gather(ws, ctx.weights, epoch, mask, &mut stim_cursor) {
                 match self.next_epoch(ws, epoch, stim_cursor) {
                     Some(b) => epoch = b,
                     None => break,
                 }
                 continue;
-            }
-            let epoch_start = epoch as f64 * self.epoch_ms;
-            if (epoch_start - ctx.origin) * self.max_inv_tau > REBASE_EXPONENT {
-                ctx.rebase(ws, epoch_start);
             }
             ws.queue.sort_epoch();
             self.run_phases(ws, ctx, snapshots, epoch, mask);
@@ -303,9 +305,26 @@ impl Simulator<'_> {
 
     /// Writes the events of `epoch` into the queue: the due emissions'
     /// arrivals and the stimulus up to it. False when there are none.
-    fn gather(&self, ws: &mut Workspace, epoch: u64, mask: u64, stim_cursor: &mut usize) -> bool {
+    fn gather(
+        &self,
+        ws: &mut Workspace,
+        weights: &[f32],
+        epoch: u64,
+        mask: u64,
+        stim_cursor: &mut usize,
+    ) -> bool {
         let q = &mut ws.queue;
-        q.gather_arrivals(&self.out_edges, self.inv_epoch, epoch, mask);
+        let view = EdgeView {
+            out: &self.out_edges,
+            weights,
+            factors: &ws.state.emission_factor,
+            inv_epoch: self.inv_epoch,
+        };
+        if self.tables {
+            q.gather_arrivals::<true>(view, epoch, mask);
+        } else {
+            q.gather_arrivals::<false>(view, epoch, mask);
+        }
         while *stim_cursor < q.stimulus.len()
             && self.epoch_of(key_time(q.stimulus[*stim_cursor])) <= epoch
         {
