@@ -23,10 +23,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
 
-/// Rows encoded between two looks at Python's signal handlers, so Ctrl-C
-/// stops a long `encode` within a chunk (results do not depend on it: each
-/// row's seed depends on the row only).
-const SIGNAL_CHUNK: usize = 256;
+/// Rows per worker thread encoded between two looks at Python's signal
+/// handlers, so Ctrl-C stops a long `encode` within seconds; enough rows
+/// per thread that the chunk's last, slowest rows leave few threads idle.
+/// (Results do not depend on it: each row's seed depends on the row only.)
+const ROWS_PER_THREAD_PER_CHUNK: usize = 8;
 
 /// The message of `e` and its causes, each once: the rule of the CLI's
 /// `error:` line (`cli::output::error_chain`), so Python sees the same text.
@@ -56,28 +57,6 @@ fn py_err(e: PipelineError) -> PyErr {
 
 fn value_err(e: impl Into<PipelineError>) -> PyErr {
     py_err(e.into())
-}
-
-/// An error inside a pool of worker threads: the library's, or Python's
-/// (a KeyboardInterrupt seen between chunks).
-enum WorkError {
-    Pipeline(PipelineError),
-    Py(PyErr),
-}
-
-impl From<PipelineError> for WorkError {
-    fn from(e: PipelineError) -> Self {
-        WorkError::Pipeline(e)
-    }
-}
-
-impl From<WorkError> for PyErr {
-    fn from(e: WorkError) -> Self {
-        match e {
-            WorkError::Pipeline(e) => py_err(e),
-            WorkError::Py(e) => e,
-        }
-    }
 }
 
 /// A checked experiment config (see `geodyn.Config`).
@@ -574,21 +553,27 @@ impl Network {
             )));
         }
         let image = |row: usize| set.image(row - first_row);
-        let rows: Vec<RowResult> = py.detach(|| {
-            pipeline::with_threads(threads, || -> Result<Vec<RowResult>, WorkError> {
-                let mut rows = Vec::with_capacity(n);
-                for a in (0..n).step_by(SIGNAL_CHUNK) {
-                    let b = (a + SIGNAL_CHUNK).min(n);
-                    rows.extend(encoder.encode_rows(
-                        first_row + a..first_row + b,
-                        &image,
-                        &Quiet,
-                    )?);
-                    Python::attach(|py| py.check_signals()).map_err(WorkError::Py)?;
-                }
-                Ok(rows)
-            })
-        })?;
+        let workers = match threads {
+            Some(t) if t > 0 => t,
+            // rayon's default pool: one thread per core.
+            _ => std::thread::available_parallelism().map_or(1, |c| c.get()),
+        };
+        let chunk = ROWS_PER_THREAD_PER_CHUNK.saturating_mul(workers).max(16);
+        let mut rows: Vec<RowResult> = Vec::with_capacity(n);
+        for a in (0..n).step_by(chunk) {
+            let b = (a + chunk).min(n);
+            let block = py
+                .detach(|| {
+                    pipeline::with_threads(threads, || {
+                        encoder.encode_rows(first_row + a..first_row + b, &image, &Quiet)
+                    })
+                })
+                .map_err(py_err)?;
+            rows.extend(block);
+            // Here, on the calling (main) thread: Python runs signal
+            // handlers only there, so a worker thread could not see Ctrl-C.
+            py.check_signals()?;
+        }
         let d = PyDict::new(py);
         for vi in chosen {
             let v = &all[vi];

@@ -250,6 +250,29 @@ def test_gil_is_released_during_encode(small):
     assert during > 10_000 * elapsed, (during, elapsed)
 
 
+def test_ctrl_c_stops_encode():
+    import signal
+    import sys
+
+    code = (
+        "import geodyn; x, _ = geodyn.mnist10k(limit=400); net = geodyn.Network('weights'); "
+        "print('go', flush=True); net.encode(x); print('finished', flush=True)"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "go"
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("encode ignored Ctrl-C")
+    # 400 digits take minutes here; a chunk of 8 rows per thread, seconds.
+    assert "KeyboardInterrupt" in err and "finished" not in out, err
+    assert time.perf_counter() - t0 < 30
+
+
 def test_config_sources_agree(tmp_path):
     base = geodyn.Config("weights")
     text = base.to_toml()
