@@ -24,8 +24,12 @@ pub(super) struct NodeState {
     /// Per node, what every arrival at it reads, in one record (one bounds
     /// check and one cache line per arrival instead of one per array).
     node: Vec<NodeHot>,
-    /// Scaled pre trace per plastic index.
-    pre_trace: Vec<f64>,
+    /// Per plastic index (target-major: a node's incoming plastic edges are
+    /// contiguous, so potentiation walks memory in order): the edge's scaled
+    /// pre trace and its weight during the run. The run's weights live here
+    /// and are written back to the caller's array at the end (snapshots read
+    /// them here), so an arrival touches one record, not two arrays.
+    pub(super) plastic: Vec<PlasticHot>,
     /// Per emission (activation of this run): exp((t - origin)/tau) for tau_s,
     /// tau_plus, tau_minus.
     pub(super) emission_factor: Vec<[f64; 3]>,
@@ -39,7 +43,7 @@ pub(super) struct NodeState {
 
 impl NodeState {
     /// The state at rest: potentials 0, no node refractory, traces empty.
-    pub(super) fn reset(&mut self, net: &Network, n_plastic: usize) {
+    pub(super) fn reset(&mut self, net: &Network, plastic_edge: &[EdgeId], weights: &[f32]) {
         fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
             v.clear();
             v.resize(len, x);
@@ -53,7 +57,12 @@ impl NodeState {
             refractory_period_ms: net.refractory_period_ms[j],
             threshold: net.threshold[j],
         }));
-        fill(&mut self.pre_trace, n_plastic, 0.0);
+        self.plastic.clear();
+        self.plastic
+            .extend(plastic_edge.iter().map(|&e| PlasticHot {
+                pre_trace: 0.0,
+                weight: weights[e as usize],
+            }));
         fill(&mut self.activation_count, n, 0);
         self.emission_factor.clear();
         self.emissions = 0;
@@ -61,9 +70,18 @@ impl NodeState {
     }
 }
 
+/// A plastic edge's state during a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PlasticHot {
+    /// Scaled pre trace: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
+    pub(super) pre_trace: f64,
+    /// The weight, rounded to f32 after every update as the caller's array.
+    pub(super) weight: f32,
+}
+
 /// A node's state and the parameters an arrival needs.
 #[derive(Clone, Copy, Debug, Default)]
-struct NodeHot {
+pub(super) struct NodeHot {
     /// Scaled potential: u_j(t) = potential * exp(-(t - origin)/tau_s).
     potential: f64,
     last_activation: f64,
@@ -84,6 +102,8 @@ pub(super) struct Ctx<'s, 'a, 'w> {
     /// The STDP parameters (zeros when off), and whether a lost arrival counts.
     pub(super) stdp: StdpParams,
     pub(super) lost_count_stdp: bool,
+    /// `spec.node_counts`, kept here: the refractory path tests it.
+    pub(super) node_counts: bool,
     /// `RunLimits::max_events_in_flight`, and the count of the first
     /// emission refused for passing it (the run loop then stops the run).
     pub(super) max_in_flight: u64,
@@ -103,8 +123,8 @@ impl Ctx<'_, '_, '_> {
             h.potential *= (-shift * s.inv_tau_s[j]).exp();
             h.post_trace *= dm;
         }
-        for x in st.pre_trace.iter_mut() {
-            *x *= dp;
+        for x in st.plastic.iter_mut() {
+            x.pre_trace *= dp;
         }
         for f in st.emission_factor.iter_mut() {
             f[0] *= ds;
@@ -181,7 +201,7 @@ impl Ctx<'_, '_, '_> {
             let plastic = STDP && pi != NOT_PLASTIC;
             if refractory {
                 self.totals.lost_arrivals += 1;
-                if self.spec.node_counts {
+                if self.node_counts {
                     self.rec.lost_counts[j] += 1;
                 }
                 if !plastic || !self.lost_count_stdp {
@@ -196,7 +216,7 @@ impl Ctx<'_, '_, '_> {
             // w * g: written with the event for an edge whose weight cannot
             // change during the run (see `Ev`), else from the weight now.
             let weighted = if plastic {
-                let w = self.weights[e] as f64;
+                let w = ws.state.plastic[pi as usize].weight as f64;
                 let (g_plus, g_minus) = if TABLES {
                     (k.a, k.b)
                 } else {
@@ -205,7 +225,7 @@ impl Ctx<'_, '_, '_> {
                         ((t - self.origin) * s.inv_tau_minus).exp(),
                     )
                 };
-                self.depress(ws, j, e, pi as usize, w, g_plus, g_minus);
+                self.depress(ws, j, pi as usize, w, g_plus, g_minus);
                 if refractory {
                     return;
                 }
@@ -227,7 +247,7 @@ impl Ctx<'_, '_, '_> {
         self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask);
     }
 
-    /// STDP at a plastic arrival on edge `e` (plastic index `pi`) of weight
+    /// STDP at a plastic arrival on plastic index `pi`, of weight
     /// `w`, with `g_plus`, `g_minus` = exp((t - origin)/tau_plus),
     /// exp((t - origin)/tau_minus): depression from earlier post activations,
     /// then the pre trace.
@@ -237,7 +257,6 @@ impl Ctx<'_, '_, '_> {
         &mut self,
         ws: &mut Workspace,
         j: usize,
-        e: usize,
         pi: usize,
         w: f64,
         g_plus: f64,
@@ -246,11 +265,12 @@ impl Ctx<'_, '_, '_> {
         let p = self.stdp;
         let st = &mut ws.state;
         let y = st.node[j].post_trace / g_minus;
+        let x = &mut st.plastic[pi];
         if y > 0.0 {
-            self.weights[e] = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
+            x.weight = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
             self.totals.stdp_updates += 1;
         }
-        st.pre_trace[pi] += g_plus;
+        x.pre_trace += g_plus;
     }
 
     /// Node j activates at t (`cause`: the arrival that made it, `None` for
@@ -307,11 +327,10 @@ impl Ctx<'_, '_, '_> {
         let st = &mut ws.state;
         // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
         let h = (-rel * s.inv_tau_plus).exp();
-        for pi in s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize {
-            let x = st.pre_trace[pi];
-            if x > 0.0 {
-                let e = s.plastic_edge[pi] as usize;
-                self.weights[e] = (self.weights[e] as f64 + p.a_plus() * x * h)
+        let range = s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize;
+        for x in &mut st.plastic[range] {
+            if x.pre_trace > 0.0 {
+                x.weight = (x.weight as f64 + p.a_plus() * x.pre_trace * h)
                     .clamp(p.w_min(), p.w_max()) as f32;
                 self.totals.stdp_updates += 1;
             }

@@ -15,6 +15,9 @@ const MAX_TABLED_EXPONENT: f64 = 200.0;
 pub struct Simulator<'a> {
     pub(super) net: &'a Network,
     pub(super) params: RunParams,
+    /// Per edge: its index into the compact plastic arrays (CSC order by
+    /// target), or NOT_PLASTIC.
+    pub(super) plastic_index: Vec<u32>,
     /// Edge id of each compact plastic index.
     pub(super) plastic_edge: Vec<EdgeId>,
     /// Per target node: its incoming plastic edges are plastic_index range
@@ -209,6 +212,7 @@ impl<'a> Simulator<'a> {
         Ok(Simulator {
             net,
             params: params.clone(),
+            plastic_index: plastic.index,
             plastic_edge: plastic.edge,
             in_offsets: plastic.in_offsets,
             inv_tau_s,
@@ -237,6 +241,11 @@ impl<'a> Simulator<'a> {
         let n = self.net.n_nodes();
         let m = self.net.n_edges();
         let p = self.plastic_edge.len();
-        m * std::mem::size_of::<OutEdge>() + p * (4 + 8) + n * (std::mem::size_of::<f64>() * 6)
+        // Per edge: the out-edge table and the plastic index; per plastic
+        // edge: its id and its run state; per node: its run record and
+        // activation count (the epoch buffers are not counted).
+        m * (std::mem::size_of::<OutEdge>() + 4)
+            + p * (4 + std::mem::size_of::<super::dynamics::PlasticHot>())
+            + n * (std::mem::size_of::<super::dynamics::NodeHot>() + 8)
     }
 }

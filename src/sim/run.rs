@@ -20,14 +20,28 @@ pub struct Workspace {
     pub(super) state: NodeState,
 }
 
-/// The weights of the recorded edge set at `time_ms`.
-fn snapshot(spec: &RecordSpec, weights: &[f32], time_ms: f64) -> WeightSnapshot {
+/// The weights of the recorded edge set at `time_ms`: a plastic edge's from
+/// the run's state (where they live during a run), any other's from
+/// `weights`.
+fn snapshot(
+    sim: &Simulator,
+    ws: &Workspace,
+    spec: &RecordSpec,
+    weights: &[f32],
+    time_ms: f64,
+) -> WeightSnapshot {
+    let plastic = &ws.state.plastic;
     WeightSnapshot {
         time_ms,
         weights: spec
             .snapshot_edges
             .iter()
-            .map(|&e| weights[e as usize])
+            .map(
+                |&e| match plastic.get(sim.plastic_index[e as usize] as usize) {
+                    Some(x) => x.weight,
+                    None => weights[e as usize],
+                },
+            )
             .collect(),
     }
 }
@@ -64,7 +78,7 @@ impl Simulator<'_> {
         spec: &RecordSpec,
     ) -> Result<Recording, SimError> {
         self.check_inputs(ws, weights, stimulus, spec)?;
-        self.reset(ws);
+        self.reset(ws, weights);
         let mut rec = self.empty_recording(spec)?;
         let mut snapshots = SnapshotSchedule::new(spec, self.params.duration_ms());
         let mut ctx = Ctx {
@@ -76,13 +90,19 @@ impl Simulator<'_> {
             origin: 0.0,
             stdp: self.params.stdp().copied().unwrap_or(StdpParams::OFF),
             lost_count_stdp: self.params.stdp().is_some_and(|p| p.lost_arrivals_count()),
+            node_counts: spec.node_counts,
             max_in_flight: self.params.limits().max_events_in_flight,
             in_flight_exceeded: None,
         };
         self.run_epochs(ws, &mut ctx, &mut snapshots)?;
         // Snapshots after the last processed epoch see the final weights.
         for &t in &snapshots.times[snapshots.next..] {
-            ctx.rec.snapshots.push(snapshot(spec, ctx.weights, t));
+            ctx.rec
+                .snapshots
+                .push(snapshot(self, ws, spec, ctx.weights, t));
+        }
+        for (x, &e) in ws.state.plastic.iter().zip(&self.plastic_edge) {
+            ctx.weights[e as usize] = x.weight;
         }
         self.check_weights(ctx.weights)?;
         let totals = ctx.totals;
@@ -254,9 +274,9 @@ impl Simulator<'_> {
         Ok(rec)
     }
 
-    fn reset(&self, ws: &mut Workspace) {
+    fn reset(&self, ws: &mut Workspace, weights: &[f32]) {
         ws.queue.reset(self.ring_len);
-        ws.state.reset(self.net, self.plastic_edge.len());
+        ws.state.reset(self.net, &self.plastic_edge, weights);
     }
 
     #[inline(always)]
@@ -378,7 +398,9 @@ impl Simulator<'_> {
             match snap {
                 Some(t) if t <= duration => {
                     ctx.flush_activations(ws);
-                    ctx.rec.snapshots.push(snapshot(ctx.spec, ctx.weights, t));
+                    ctx.rec
+                        .snapshots
+                        .push(snapshot(self, ws, ctx.spec, ctx.weights, t));
                     snapshots.next += 1;
                 }
                 _ => break,
