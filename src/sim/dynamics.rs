@@ -266,10 +266,13 @@ impl Ctx<'_, '_, '_> {
         let st = &mut ws.state;
         let y = st.node[j].post_trace / g_minus;
         let x = &mut st.plastic[pi];
-        if y > 0.0 {
-            x.weight = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
-            self.totals.stdp_updates += 1;
-        }
+        // Computed either way and selected (y is 0 until the target's first
+        // activation, an unpredictable branch), so an unchanged weight is
+        // the old one, not clamped.
+        let depressed = (w - p.a_minus() * y).clamp(p.w_min(), p.w_max()) as f32;
+        let on = y > 0.0;
+        x.weight = if on { depressed } else { x.weight };
+        self.totals.stdp_updates += on as u64;
         x.pre_trace += g_plus;
     }
 
@@ -328,13 +331,16 @@ impl Ctx<'_, '_, '_> {
         // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
         let h = (-rel * s.inv_tau_plus).exp();
         let range = s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize;
+        let mut updates = 0u64;
+        // As in `depress`: computed and selected, no branch per edge.
         for x in &mut st.plastic[range] {
-            if x.pre_trace > 0.0 {
-                x.weight = (x.weight as f64 + p.a_plus() * x.pre_trace * h)
-                    .clamp(p.w_min(), p.w_max()) as f32;
-                self.totals.stdp_updates += 1;
-            }
+            let potentiated =
+                (x.weight as f64 + p.a_plus() * x.pre_trace * h).clamp(p.w_min(), p.w_max()) as f32;
+            let on = x.pre_trace > 0.0;
+            x.weight = if on { potentiated } else { x.weight };
+            updates += on as u64;
         }
+        self.totals.stdp_updates += updates;
         st.node[j].post_trace += (rel * s.inv_tau_minus).exp();
     }
 

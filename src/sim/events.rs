@@ -131,15 +131,20 @@ impl PartialOrd for Parked {
     }
 }
 
-/// Insertion sort of the index list `order` by the events' keys: a nearly
-/// sorted list (after the slot scatter, indices are out of order only within
-/// a slot, and no slot holds more than `MAX_SLOT_FILL`), or a short one.
+/// Insertion sort of the index list `order` by the events' keys, for a
+/// nearly sorted list (after the slot scatter, indices are out of order only
+/// within a slot) or a short one. A crowded slot (many events at one
+/// instant, e.g. pixels of equal intensity firing together) would make it
+/// quadratic, so once it has moved more than `SHIFT_BUDGET` per element it
+/// hands the list, whatever its state, to `sort_unstable` (keys are unique,
+/// so the order is the same).
 #[inline(always)]
 fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
     let key = |i: u32| {
         let e = &ev[i as usize];
         (e.time, e.low)
     };
+    let mut budget = SHIFT_BUDGET * order.len() + SHORT_EPOCH * SHORT_EPOCH;
     for i in 1..order.len() {
         let x = order[i];
         let kx = key(x);
@@ -153,6 +158,12 @@ fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
             j -= 1;
         }
         order[j] = x;
+        let moved = i - j;
+        if moved > budget {
+            order.sort_unstable_by_key(|&i| key(i));
+            return;
+        }
+        budget -= moved;
     }
 }
 
@@ -166,11 +177,9 @@ const SLOTS_PER_EVENT: usize = 2;
 /// epoch stays small, and a quiet one still spreads its events.
 const MIN_SLOTS: usize = 64;
 const MAX_SLOTS: usize = 1 << 14;
-/// A slot fuller than this (many events at one instant, e.g. pixels of equal
-/// intensity firing together) makes the insertion pass quadratic, so the
-/// epoch is sorted with `sort_unstable` instead (keys are unique, so the
-/// order is the same).
-const MAX_SLOT_FILL: u32 = 16;
+/// Shifts per element the insertion pass may make before it gives up (a
+/// uniform spread makes well under one).
+const SHIFT_BUDGET: usize = 4;
 
 /// 1.5 * 2^52: adding it to |x| < 2^51 leaves round(x) in the low bits.
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
@@ -265,8 +274,12 @@ fn park(q: &mut EventQueue, em: Emission, b: u64, epoch: u64, mask: u64) {
 /// float-to-integer cast). Rounding and the clamp are monotone in x, which
 /// is all the order needs.
 #[inline(always)]
-fn slot(x: f64, base: f64, slots: f64, last: i32) -> usize {
-    (((x - base) * slots + ROUND_MAGIC).to_bits() as i32).clamp(0, last) as usize
+fn slot(x: f64, base: f64, slots: f64, last: u32) -> usize {
+    let r = ((x - base) * slots + ROUND_MAGIC).to_bits() as u32;
+    // r is in [0, slots] by the epoch invariant; `min` (a conditional move)
+    // only keeps a broken invariant from indexing out of bounds.
+    debug_assert!(r <= last, "event outside its epoch: slot {r} of {last}");
+    r.min(last) as usize
 }
 
 impl EventQueue {
@@ -373,7 +386,7 @@ impl EventQueue {
         self.make_room(edges.len());
         let epoch = self.epoch;
         let inv_epoch = view.inv_epoch;
-        let (base, slots, last) = (epoch as f64, self.slots as f64, self.slots as i32);
+        let (base, slots, last) = (epoch as f64, self.slots as f64, self.slots as u32);
         // An arrival at ta belongs to epoch floor(ta * inv_epoch) (the
         // product of `Simulator::epoch_of`, so stimulus and arrivals agree);
         // for x >= 0, floor(x) <= epoch exactly when x < epoch + 1, which
@@ -438,7 +451,7 @@ impl EventQueue {
             ev.t() * inv_epoch,
             self.epoch as f64,
             self.slots as f64,
-            self.slots as i32,
+            self.slots as u32,
         );
         self.current[self.written] = ev;
         self.slot_of[self.written] = s as u32;
@@ -463,23 +476,16 @@ impl EventQueue {
             .next_power_of_two()
             .clamp(MIN_SLOTS, MAX_SLOTS);
         let current = &self.current[..len];
-        let mut fullest = 0u32;
+        self.order.clear();
+        if len <= SHORT_EPOCH {
+            self.order.extend(0..len as u32);
+            insertion_sort(&mut self.order, current);
+            return;
+        }
         let mut sum = 0u32;
         for c in self.slot_count.iter_mut() {
-            fullest = fullest.max(*c);
             sum += *c;
             *c = sum;
-        }
-        self.order.clear();
-        if len <= SHORT_EPOCH || fullest > MAX_SLOT_FILL {
-            self.order.extend(0..len as u32);
-            if len <= SHORT_EPOCH {
-                insertion_sort(&mut self.order, current);
-            } else {
-                self.order
-                    .sort_unstable_by_key(|&i| (current[i as usize].time, current[i as usize].low));
-            }
-            return;
         }
         self.order.resize(len, 0);
         let counts = &mut self.slot_count[..];
