@@ -936,3 +936,26 @@ fn rate_product_by_hand() {
     }
     assert_eq!(rate_product(x.view(), 200, 1).ncols(), 39_800);
 }
+
+/// The cost of one kernel-ridge fit of m training rows (one lambda: one
+/// Cholesky of the centred m x m Gram matrix), by hand:
+/// `GEODYN_M=6000 cargo test --release --lib eval -- --ignored timing_kernel --nocapture`.
+#[test]
+#[ignore]
+fn timing_kernel_ridge_fold() {
+    let m: usize = std::env::var("GEODYN_M")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6_000);
+    let x = float_data(m, 200, 23);
+    let y = labels(m, 10, 24);
+    let gram = ViewGram::of_rows(x.view());
+    let block = TrainBlock::new(&gram, (0..m).collect());
+    let kc = block.centred();
+    let t = std::time::Instant::now();
+    ridge_fit(&kc, m, &y, 10, &[1.0]).unwrap();
+    println!(
+        "kernel ridge, {m} training rows, one lambda: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}
