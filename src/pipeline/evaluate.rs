@@ -442,6 +442,15 @@ impl<'a> Evaluator<'a> {
         };
         let shared = !self.params.linear.is_empty() || self.params.knn.metric == Metric::Euclidean;
         let gram = if shared {
+            crate::memory::check(
+                || {
+                    format!(
+                        "the Gram matrix and linear readouts of `{name}` ({} rows)",
+                        x.nrows()
+                    )
+                },
+                self.gram_bytes(dim),
+            )?;
             info(self, "Gram matrix");
             Some(ViewGram::of_rows(x.view()))
         } else {
@@ -489,6 +498,36 @@ impl<'a> Evaluator<'a> {
         }
         self.progress.done += 1;
         Ok(rows)
+    }
+
+    /// Memory the shared Gram matrix of a `dim`-column view and its readouts
+    /// take at most: the n x n f32 Gram matrix, the centred copy of the rows it
+    /// is computed from, and per CV fold (folds run in parallel) the f64
+    /// centred training block with its factorised copy (16 bytes a cell).
+    fn gram_bytes(&self, dim: usize) -> u64 {
+        let n = self.labels.len() as u64;
+        let m = self
+            .splits
+            .iter()
+            .map(|s| s.reference.len())
+            .max()
+            .unwrap_or(0) as u64;
+        let folds = if self.params.linear.is_empty() {
+            0
+        } else {
+            self.params
+                .linear
+                .iter()
+                .map(|l| l.cv_folds)
+                .max()
+                .unwrap_or(1)
+                .max(1) as u64
+        };
+        let cells = |a: u64, b: u64| a.saturating_mul(b);
+        cells(n, n)
+            .saturating_add(cells(n, dim as u64))
+            .saturating_mul(4)
+            .saturating_add(cells(folds, cells(m, m)).saturating_mul(16))
     }
 
     /// How many matrices [`Evaluator::baselines`] scores for these arguments.
