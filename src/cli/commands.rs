@@ -87,12 +87,14 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
             out: out_dir,
             l2,
             knn_only,
+            linear_splits,
             trajectory,
         } => {
             let dir_out = out_dir.unwrap_or_else(|| dir.clone());
             let mut opts = EvaluateOptions::new(&dir_out);
             opts.force_l2 = l2;
             opts.knn_only = knn_only;
+            opts.linear_splits = linear_splits.map(|k| k as usize);
             opts.trajectory = trajectory;
             let rep = pipeline::evaluate(&dir, &opts, &Progress::new())?;
             print_summary(out, &rep, &dir_out)
@@ -231,6 +233,7 @@ fn reproduce_cmd(out: &mut Out, a: &ReproduceArgs) -> Result<()> {
         query: query_files(&a.query),
         config: a.config.as_deref().map(config::read_raw).transpose()?,
         restart: a.restart,
+        linear_splits: a.linear_splits.map(|k| k as usize),
     };
     let observer = Progress::new();
     let rep = match a.experiment {

@@ -112,6 +112,10 @@ pub enum Command {
         /// Skip the linear readouts (kNN only).
         #[arg(long)]
         knn_only: bool,
+        /// Fit the linear readouts on the first K splits only (a time budget;
+        /// the kNN uses every split).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+        linear_splits: Option<u64>,
         /// Also evaluate the weight trajectory: all snapshots up to each time,
         /// concatenated (kNN only; memory grows with the number of snapshots).
         #[arg(long)]
@@ -211,6 +215,10 @@ pub struct ReproduceArgs {
     /// Start the encode afresh even if OUT holds a partial or different one.
     #[arg(long)]
     pub restart: bool,
+    /// Experiment 3: fit the linear readouts on the first K splits only
+    /// (default: the experiment's budget; the kNN uses every split).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub linear_splits: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

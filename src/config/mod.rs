@@ -718,19 +718,28 @@ impl Checker<'_> {
                 LinearName::Ridge => LinearParams::ridge(),
                 LinearName::Svm => LinearParams::svm(),
             };
-            if let Some(l) = &ev.lambdas {
+            let own = match kind {
+                LinearName::Ridge => ("evaluation.ridge_lambdas", &ev.ridge_lambdas),
+                LinearName::Svm => ("evaluation.svm_lambdas", &ev.svm_lambdas),
+            };
+            let given = match own {
+                (field, Some(l)) => Some((field, l)),
+                (_, None) => ev.lambdas.as_ref().map(|l| ("evaluation.lambdas", l)),
+            };
+            if let Some((field, l)) = given {
                 if l.is_empty() {
                     return Err(c.bad(
-                        "evaluation.lambdas",
+                        field,
                         "[]",
                         "a linear readout needs at least one regularisation strength",
                     ));
                 }
                 for &v in l {
-                    c.positive("evaluation.lambdas", v)?;
+                    c.positive(field, v)?;
                 }
                 p.lambdas = l.clone();
             }
+            p.lambda_scale = ev.lambda_scale;
             if ev.cv_folds < 2 {
                 return Err(c.bad(
                     "evaluation.cv_folds",

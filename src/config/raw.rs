@@ -400,6 +400,17 @@ pub struct RawEvaluation {
     /// (default: each readout's own small grid).
     #[serde(default)]
     pub lambdas: Option<Vec<f64>>,
+    /// The ridge's own candidates (override `lambdas` for the ridge).
+    // Unset keys stay out of the canonical text, so older configs keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ridge_lambdas: Option<Vec<f64>>,
+    /// The SVM's own candidates, C = 1 / lambda (override `lambdas` for the SVM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svm_lambdas: Option<Vec<f64>>,
+    /// What a lambda is relative to: `absolute`, or `mean_square` (the mean
+    /// squared norm of the centred training rows, so one grid fits every view).
+    #[serde(default, skip_serializing_if = "is_absolute")]
+    pub lambda_scale: crate::eval::LambdaScale,
     #[serde(default = "d_folds")]
     pub cv_folds: usize,
     /// Standardise features with the reference part's mean and sd.
@@ -419,10 +430,17 @@ impl Default for RawEvaluation {
             split_seed: 0,
             linear: vec![],
             lambdas: None,
+            ridge_lambdas: None,
+            svm_lambdas: None,
+            lambda_scale: crate::eval::LambdaScale::Absolute,
             cv_folds: d_folds(),
             standardize: false,
         }
     }
+}
+
+fn is_absolute(s: &crate::eval::LambdaScale) -> bool {
+    *s == crate::eval::LambdaScale::Absolute
 }
 
 fn one() -> f64 {

@@ -7,6 +7,7 @@
 //! recomputed exactly in f64 from the rows; ties and "distance exactly 0" are
 //! therefore decided on exact values.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
@@ -15,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::gram::{cross2, gram_sym, Kernel};
+use super::linear::ViewGram;
 use super::{
     random_splits, summarize, validate_fit, validate_inputs, EvalError, Evaluation, KnnParams,
     Metric, Split, Weighting,
@@ -219,6 +221,66 @@ pub(crate) fn knn_predict_splits(
     kernel: Kernel,
     allow_cache: bool,
 ) -> Vec<Vec<u8>> {
+    knn_predict_shared(
+        x,
+        labels,
+        n_classes,
+        splits,
+        params,
+        kernel,
+        allow_cache,
+        None,
+    )
+}
+
+/// [`evaluate_knn_detailed`] ranking with `gram`, the centred Gram matrix of
+/// every row of `x` that the linear readouts use too (so a view's products are
+/// computed once). Distances do not change under centring; the f32 ranking
+/// uses the centred norms, and the candidates are re-ranked exactly in f64
+/// from the rows of `x` as always, with the rounding margin taken from the
+/// uncentred norms (the larger, so no near neighbour is missed).
+pub fn evaluate_knn_gram(
+    x: ArrayView2<f32>,
+    gram: &ViewGram,
+    labels: &[u8],
+    n_classes: usize,
+    splits: &[Split],
+    params: &KnnParams,
+) -> Result<(Evaluation, Vec<Vec<u8>>), EvalError> {
+    validate_inputs(x, labels, n_classes, splits)?;
+    check_k(params, splits)?;
+    if gram.n() != x.nrows() {
+        return Err(EvalError::GramShape {
+            rows: gram.n(),
+            cols: x.nrows(),
+        });
+    }
+    // Centring changes angles: the cosine metric needs the rows' own products.
+    let shared = (params.metric == Metric::Euclidean).then_some(gram);
+    let preds = knn_predict_shared(
+        x,
+        labels,
+        n_classes,
+        splits,
+        params,
+        Kernel::Auto,
+        true,
+        shared,
+    );
+    Ok((summarize(labels, n_classes, splits, &preds), preds))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn knn_predict_shared(
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    n_classes: usize,
+    splits: &[Split],
+    params: &KnnParams,
+    kernel: Kernel,
+    allow_cache: bool,
+    shared: Option<&ViewGram>,
+) -> Vec<Vec<u8>> {
     let n = x.nrows();
     let mut used = vec![false; n];
     for sp in splits {
@@ -238,12 +300,23 @@ pub(crate) fn knn_predict_splits(
     }
 
     // One Gram matrix for all splits when it fits; otherwise stream per split.
-    let cache = (allow_cache && union.len() <= MAX_CACHED_ROWS).then(|| {
-        let mut pos = vec![usize::MAX; n];
-        union.iter().enumerate().for_each(|(p, &r)| pos[r] = p);
-        (pos, gram_sym(x, &union, kernel))
-    });
-    let m = union.len();
+    // A shared (centred) one covers every row; its diagonal ranks.
+    let (cache, m, rank_norms) = match shared {
+        Some(g) => (
+            Some(((0..n).collect::<Vec<usize>>(), Cow::Borrowed(g.entries()))),
+            n,
+            Cow::Owned((0..n).map(|i| g.entries()[i * n + i] as f64).collect()),
+        ),
+        None => (
+            (allow_cache && union.len() <= MAX_CACHED_ROWS).then(|| {
+                let mut pos = vec![usize::MAX; n];
+                union.iter().enumerate().for_each(|(p, &r)| pos[r] = p);
+                (pos, Cow::Owned(gram_sym(x, &union, kernel)))
+            }),
+            union.len(),
+            Cow::Borrowed(&norms[..]),
+        ),
+    };
 
     splits
         .iter()
@@ -266,7 +339,12 @@ pub(crate) fn knn_predict_splits(
                             scores.clear();
                             scores.extend(sp.reference.iter().enumerate().map(|(p, &r)| {
                                 (
-                                    approx_score(grow[pos[r]], norms[q], norms[r], params.metric),
+                                    approx_score(
+                                        grow[pos[r]],
+                                        rank_norms[q],
+                                        rank_norms[r],
+                                        params.metric,
+                                    ),
                                     p as u32,
                                 )
                             }));

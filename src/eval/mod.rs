@@ -37,11 +37,17 @@ use std::fmt;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
-pub use features::{l2_normalize_rows, pixels_to_f32, random_projection, try_pixels_to_f32};
-pub use knn::{evaluate_knn, evaluate_knn_detailed, knn_timing_demo, KnnClassifier, KnnModel};
+pub use features::{
+    l2_normalize_rows, pixels_to_f32, random_features, random_projection, rate_product,
+    try_pixels_to_f32,
+};
+pub use knn::{
+    evaluate_knn, evaluate_knn_detailed, evaluate_knn_gram, knn_timing_demo, KnnClassifier,
+    KnnModel,
+};
 pub use linear::{
-    evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm, RidgeClassifier,
-    SplitOutcome,
+    evaluate_kernel, evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm,
+    RidgeClassifier, SplitOutcome, ViewGram,
 };
 pub use pca::{pca, pca_with_variance, Pca};
 pub use split::{held_out_split, random_splits};
@@ -181,7 +187,7 @@ macro_rules! display_by_name {
         }
     )*};
 }
-display_by_name!(Metric, Weighting, LinearKind, Classifier);
+display_by_name!(Metric, Weighting, LinearKind, Classifier, LambdaScale);
 
 /// Parameters of the linear readout.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,6 +199,30 @@ pub struct LinearParams {
     pub cv_folds: usize,
     /// Standardise features with mean/sd of the reference part only.
     pub standardize: bool,
+    /// What a lambda is relative to.
+    pub lambda_scale: LambdaScale,
+}
+
+/// How the candidate lambdas are scaled. Serde names as in the config's
+/// `evaluation.lambda_scale`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaScale {
+    /// As given.
+    #[default]
+    Absolute,
+    /// Times the mean squared norm of the centred training rows, so that one
+    /// grid means the same for views of any scale (kernel readouts only).
+    MeanSquare,
+}
+
+impl LambdaScale {
+    pub fn name(self) -> &'static str {
+        match self {
+            LambdaScale::Absolute => "absolute",
+            LambdaScale::MeanSquare => "mean_square",
+        }
+    }
 }
 
 impl LinearParams {
@@ -203,6 +233,7 @@ impl LinearParams {
             lambdas: vec![0.1, 1.0, 10.0, 100.0, 1000.0],
             cv_folds: 3,
             standardize: false,
+            lambda_scale: LambdaScale::Absolute,
         }
     }
     /// Linear SVM with a small default grid (C = 1, 0.1, 0.01, 0.001), 3-fold CV.
@@ -212,6 +243,7 @@ impl LinearParams {
             lambdas: vec![1.0, 10.0, 100.0, 1000.0],
             cv_folds: 3,
             standardize: false,
+            lambda_scale: LambdaScale::Absolute,
         }
     }
 }
@@ -277,6 +309,14 @@ pub enum EvalError {
     PixelLength { len: usize, n: usize, d: usize },
     #[error("query has {got} columns but the model was fitted on {expected}")]
     ColumnMismatch { expected: usize, got: usize },
+    #[error(
+        "lambda_scale = {0}: only the kernel-form readouts (evaluate_kernel) can scale lambdas"
+    )]
+    ScaleNeedsKernel(LambdaScale),
+    #[error("standardize = true: the kernel-form readouts see centred rows only (per-feature scaling needs the rows, not their Gram matrix)")]
+    StandardizeInKernel,
+    #[error("Gram matrix of shape {rows} x {cols}: must be square")]
+    GramShape { rows: usize, cols: usize },
     #[error("linear system not positive definite at pivot {0} (increase lambda)")]
     NotPositiveDefinite(usize),
     #[error("PCA needs at least 2 rows and 1 column, got {rows} × {cols}")]

@@ -329,6 +329,7 @@ fn ridge_primal_equals_dual_in_protocol() {
             lambdas: vec![0.01, 1.0, 30.0],
             cv_folds: 3,
             standardize,
+            lambda_scale: LambdaScale::Absolute,
         };
         let (_, a) =
             evaluate_linear_with(x.view(), &y, 3, &splits, &p, Some(RidgeForm::Primal)).unwrap();
@@ -375,6 +376,7 @@ fn cv_never_looks_at_queries() {
                 lambdas: vec![0.01, 1.0, 100.0],
                 cv_folds: 3,
                 standardize,
+                lambda_scale: LambdaScale::Absolute,
             };
             let (_, base) = evaluate_linear_detailed(x.view(), &y, 3, &splits, &p).unwrap();
             // Garbage query rows: CV record unchanged.
@@ -468,6 +470,7 @@ fn errors_name_the_bad_value() {
         lambdas: l,
         cv_folds: f,
         standardize: false,
+        lambda_scale: LambdaScale::Absolute,
     };
     assert!(
         msg(evaluate_linear(x.view(), &y, 2, &sp, &lp(vec![1.0, -2.0], 3)).unwrap_err())
@@ -657,4 +660,302 @@ fn l2_normalize_rows_unit_norm_and_zero_rows_kept() {
         let n: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
         assert!(n == 0.0 || (n - 1.0).abs() < 1e-6, "{n}");
     }
+}
+
+// ---- kernel-form readouts and the nonlinear controls ----
+
+use super::linear::{kernel_svm_fit, ridge_fit, KsvmSettings, TrainBlock};
+
+/// Labelled clusters with a large common offset: rows nearly parallel (the
+/// f32 trap of uncentred Gram matrices), classes separable but not trivially.
+fn offset_clusters(n: usize, d: usize, offset: f32, seed: u64) -> (Array2<f32>, Vec<u8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres = Array2::from_shape_fn((3, d), |_| rng.gen_range(-1.0f32..1.0));
+    let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let x = Array2::from_shape_fn((n, d), |(i, j)| {
+        offset + centres[[i % 3, j]] + rng.gen_range(-1.5f32..1.5)
+    });
+    (x, y)
+}
+
+/// The rows of `x` centred by the mean of `rows`, in f64.
+fn centred_rows(x: &Array2<f32>, rows: &[usize]) -> Array2<f64> {
+    let d = x.ncols();
+    let mut mu = vec![0f64; d];
+    for &r in rows {
+        for j in 0..d {
+            mu[j] += x[[r, j]] as f64 / rows.len() as f64;
+        }
+    }
+    Array2::from_shape_fn((rows.len(), d), |(i, j)| x[[rows[i], j]] as f64 - mu[j])
+}
+
+#[test]
+fn kernel_ridge_equals_primal_ridge() {
+    // d < n and d > n; offset 30 makes the rows nearly parallel. The reference
+    // is the f64 normal-equation solve (the library's own d > n ridge works
+    // from an uncentred f32 Gram matrix and is off by 0.3% on the last case).
+    for (n, d, offset) in [(60, 7, 0.0), (60, 7, 30.0), (40, 90, 30.0)] {
+        let (x, y) = offset_clusters(n, d, offset, 3);
+        let lambda = 0.5;
+        let (w0, b0) = direct_ridge(&x, &y, 3, lambda);
+        let gram = ViewGram::of_rows(x.view());
+        let rows: Vec<usize> = (0..n).collect();
+        let block = TrainBlock::new(&gram, rows.clone());
+        let model = ridge_fit(&block.centred(), n, &y, 3, &[lambda])
+            .unwrap()
+            .pop()
+            .unwrap();
+        let xc = centred_rows(&x, &rows);
+        let w = model.weights(xc.view());
+        let scale = w0.iter().fold(0f64, |a, v| a.max(v.abs()));
+        for (a, b) in w.iter().zip(w0.iter()) {
+            assert!(
+                (a - b).abs() < 1e-4 * scale,
+                "n {n} d {d} offset {offset}: {a} vs {b}"
+            );
+        }
+        // Same predictions on the training rows and on fresh rows.
+        let (q, _) = offset_clusters(30, d, offset, 4);
+        let both = ndarray::concatenate(ndarray::Axis(0), &[x.view(), q.view()]).unwrap();
+        let g2 = ViewGram::of_rows(both.view());
+        let b2 = TrainBlock::new(&g2, rows.clone());
+        let queries: Vec<usize> = (0..n + 30).collect();
+        let kernel_pred = model.predict(&b2.cross(&queries), n);
+        let direct_pred: Vec<u8> = (0..n + 30)
+            .map(|i| {
+                let s: Vec<f64> = (0..3)
+                    .map(|k| {
+                        b0[k]
+                            + (0..d)
+                                .map(|j| both[[i, j]] as f64 * w0[[j, k]])
+                                .sum::<f64>()
+                    })
+                    .collect();
+                (0..3).fold(0, |best, k| if s[k] > s[best] { k } else { best }) as u8
+            })
+            .collect();
+        assert_eq!(kernel_pred, direct_pred, "n {n} d {d} offset {offset}");
+    }
+}
+
+#[test]
+fn kernel_svm_equals_primal_svm_on_centred_rows() {
+    for (n, d) in [(90, 6), (45, 80)] {
+        let (x, y) = offset_clusters(n, d, 5.0, 7);
+        let rows: Vec<usize> = (0..n).collect();
+        let xc = centred_rows(&x, &rows);
+        let xc32 = xc.mapv(|v| v as f32);
+        let c = 0.5;
+        let tight = (5000, 1e-7);
+        let primal = LinearSvm {
+            c,
+            standardize: false,
+            max_epochs: tight.0,
+            tol: tight.1,
+            seed: 1,
+        }
+        .fit(xc32.view(), &y, 3)
+        .unwrap();
+        let gram = ViewGram::of_rows(x.view());
+        let block = TrainBlock::new(&gram, rows.clone());
+        let settings = KsvmSettings {
+            max_epochs: tight.0,
+            tol: tight.1,
+            seed: 2,
+        };
+        let model = kernel_svm_fit(&block.centred(), n, &y, 3, &[1.0 / c], settings)
+            .pop()
+            .unwrap();
+        let w = model.weights(xc.view());
+        // The bias is the weight of the constant feature: sum of coef.
+        let b: Vec<f64> = (0..3)
+            .map(|k| (0..n).map(|i| model.coef[i * 3 + k]).sum())
+            .collect();
+        let scale = primal.w.iter().fold(0f64, |a, v| a.max(v.abs()));
+        for (a, p) in w.iter().zip(primal.w.iter()) {
+            assert!((a - p).abs() < 2e-3 * scale, "n {n} d {d}: w {a} vs {p}");
+        }
+        for (a, p) in b.iter().zip(&primal.b) {
+            assert!(
+                (a - p).abs() < 2e-3 * scale.max(1.0),
+                "n {n} d {d}: b {a} vs {p}"
+            );
+        }
+        let kernel_pred = model.predict(&block.cross(&rows), n);
+        assert_eq!(
+            kernel_pred,
+            primal.predict(xc32.view()).unwrap(),
+            "n {n} d {d}"
+        );
+    }
+}
+
+#[test]
+fn kernel_protocol_matches_primal_protocol() {
+    // One lambda (no CV): the kernel ridge's query predictions are the primal's.
+    let (x, y) = offset_clusters(120, 10, 20.0, 9);
+    let splits = random_splits(120, 80, 40, 3, 5).unwrap();
+    let p = LinearParams {
+        kind: LinearKind::Ridge,
+        lambdas: vec![2.0],
+        cv_folds: 3,
+        standardize: false,
+        lambda_scale: LambdaScale::Absolute,
+    };
+    let (_, primal) = evaluate_linear_detailed(x.view(), &y, 3, &splits, &p).unwrap();
+    let gram = ViewGram::of_rows(x.view());
+    let (_, kernel) = evaluate_kernel(&gram, &y, 3, &splits, &p).unwrap();
+    for (a, b) in primal.iter().zip(&kernel) {
+        assert_eq!(a.predictions, b.predictions);
+    }
+}
+
+#[test]
+fn kernel_cv_never_touches_the_queries() {
+    let (x, y) = offset_clusters(150, 12, 2.0, 11);
+    // Shuffle a third of the labels so the lambdas score differently.
+    let mut y = y;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for v in y.iter_mut().step_by(3) {
+        *v = rng.gen_range(0..3);
+    }
+    let splits = random_splits(150, 100, 50, 2, 6).unwrap();
+    let gram = ViewGram::of_rows(x.view());
+    for (kind, lambdas) in [
+        (LinearKind::Ridge, vec![1e-3, 0.1, 10.0, 1e3]),
+        (LinearKind::Svm, vec![1e-2, 1.0, 100.0]),
+    ] {
+        let p = LinearParams {
+            kind,
+            lambdas,
+            cv_folds: 3,
+            standardize: false,
+            lambda_scale: LambdaScale::MeanSquare,
+        };
+        let (_, base) = evaluate_kernel(&gram, &y, 3, &splits, &p).unwrap();
+        assert!(base.iter().all(|o| o.cv_accuracy.len() == p.lambdas.len()));
+        for (s, sp) in splits.iter().enumerate() {
+            let mut poisoned = y.clone();
+            for &q in &sp.query {
+                poisoned[q] = (poisoned[q] + 1) % 3;
+            }
+            let (_, o) = evaluate_kernel(&gram, &poisoned, 3, &splits[s..=s], &p).unwrap();
+            assert_eq!(o[0], base[s], "{kind:?} split {s}");
+        }
+    }
+}
+
+#[test]
+fn relative_lambda_is_scale_free() {
+    let (x, y) = offset_clusters(120, 30, 1.0, 13);
+    let splits = random_splits(120, 90, 30, 2, 7).unwrap();
+    let p = LinearParams {
+        kind: LinearKind::Ridge,
+        lambdas: vec![1e-3, 1e-1, 10.0],
+        cv_folds: 3,
+        standardize: false,
+        lambda_scale: LambdaScale::MeanSquare,
+    };
+    let g1 = ViewGram::of_rows(x.view());
+    let big = x.mapv(|v| v * 64.0);
+    let g2 = ViewGram::of_rows(big.view());
+    let (_, a) = evaluate_kernel(&g1, &y, 3, &splits, &p).unwrap();
+    let (_, b) = evaluate_kernel(&g2, &y, 3, &splits, &p).unwrap();
+    assert_eq!(a, b);
+    // Absolute lambdas are not: the same grid regularises the big rows less.
+    let abs = LinearParams {
+        lambda_scale: LambdaScale::Absolute,
+        lambdas: vec![1e3],
+        ..p.clone()
+    };
+    let (_, c) = evaluate_kernel(&g1, &y, 3, &splits, &abs).unwrap();
+    let (_, d) = evaluate_kernel(&g2, &y, 3, &splits, &abs).unwrap();
+    assert_ne!(c, d);
+    // The primal protocol refuses a scale it cannot apply.
+    assert!(matches!(
+        evaluate_linear(x.view(), &y, 3, &splits, &p),
+        Err(EvalError::ScaleNeedsKernel(LambdaScale::MeanSquare))
+    ));
+}
+
+#[test]
+fn knn_from_the_shared_gram_equals_plain_knn() {
+    let (x, y) = offset_clusters(200, 20, 40.0, 15);
+    let splits = random_splits(200, 150, 50, 3, 8).unwrap();
+    let gram = ViewGram::of_rows(x.view());
+    for weighting in [Weighting::Majority, Weighting::InverseDistance] {
+        let p = KnnParams {
+            k: 5,
+            metric: Metric::Euclidean,
+            weighting,
+        };
+        let (_, plain) = evaluate_knn_detailed(x.view(), &y, 3, &splits, &p).unwrap();
+        let (_, shared) = evaluate_knn_gram(x.view(), &gram, &y, 3, &splits, &p).unwrap();
+        assert_eq!(plain, shared, "{weighting:?}");
+    }
+}
+
+#[test]
+fn random_features_are_seeded_and_thread_independent() {
+    let x = float_data(300, 20, 17).mapv(|v| v.abs());
+    let run = |threads: usize, seed: u64| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| random_features(x.view(), 70, seed))
+    };
+    let a = run(1, 5);
+    assert_eq!(a.dim(), (300, 70));
+    assert!(a.iter().all(|&v| v >= 0.0), "ReLU output");
+    assert!(a.iter().any(|&v| v > 0.0) && a.iter().any(|&v| v == 0.0));
+    for threads in [2, 3] {
+        let b = run(threads, 5);
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .all(|(u, v)| u.to_bits() == v.to_bits()),
+            "{threads} threads"
+        );
+    }
+    assert_ne!(a, run(1, 6), "another seed, other features");
+}
+
+#[test]
+fn rate_product_by_hand() {
+    let x = float_data(4, 6, 19).mapv(|v| v.abs());
+    let f = random_features(x.view(), 3, 21);
+    let p = rate_product(x.view(), 3, 21);
+    assert_eq!(p.dim(), (4, 6), "N (N - 1) columns");
+    let pairs = [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
+    for r in 0..4 {
+        for (k, &(i, j)) in pairs.iter().enumerate() {
+            assert_eq!(p[[r, k]], f[[r, i]] * f[[r, j]], "row {r} pair {i}->{j}");
+        }
+    }
+    assert_eq!(rate_product(x.view(), 200, 1).ncols(), 39_800);
+}
+
+/// The cost of one kernel-ridge fit of m training rows (one lambda: one
+/// Cholesky of the centred m x m Gram matrix), by hand:
+/// `GEODYN_M=6000 cargo test --release --lib eval -- --ignored timing_kernel --nocapture`.
+#[test]
+#[ignore]
+fn timing_kernel_ridge_fold() {
+    let m: usize = std::env::var("GEODYN_M")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6_000);
+    let x = float_data(m, 200, 23);
+    let y = labels(m, 10, 24);
+    let gram = ViewGram::of_rows(x.view());
+    let block = TrainBlock::new(&gram, (0..m).collect());
+    let kc = block.centred();
+    let t = std::time::Instant::now();
+    ridge_fit(&kc, m, &y, 10, &[1.0]).unwrap();
+    println!(
+        "kernel ridge, {m} training rows, one lambda: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 }

@@ -50,6 +50,9 @@ pub struct ExperimentOptions {
     /// Experiments 1 and 3: start their encodes afresh even if `out` holds
     /// a partial or different one.
     pub restart: bool,
+    /// Experiment 3: linear readouts on the first this many splits only
+    /// (default: [`weights::LINEAR_SPLITS`] for the full run, all for `quick`).
+    pub linear_splits: Option<usize>,
 }
 
 #[derive(Debug, Error)]

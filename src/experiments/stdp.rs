@@ -301,8 +301,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
         Protocol::RandomSplit,
         cfg.embedding().normalize(),
         observer,
-    )?
-    .with_linear_max_dim(usize::MAX);
+    )?;
     let n_rec = Some(net.n_recurrent());
     let mut report = Report::new(cfg.experiment());
     for (name, views, _) in &embedded {
@@ -315,7 +314,8 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     }
     let px = pixels_to_f32(&pixels, n_embed, set.pixels_per_image());
     let dims: Vec<usize> = embedded[0].1.views.iter().map(|v| v.dim).collect();
-    report.baselines = ev.baselines(&px, &dims, cfg.seed())?;
+    let controls = crate::pipeline::Controls::default();
+    report.baselines = ev.baselines(&px, &dims, n_rec, controls, cfg.seed())?;
     let evaluate_s = t_eval.elapsed().as_secs_f64();
 
     let facts = RunFacts {

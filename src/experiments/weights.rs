@@ -7,7 +7,8 @@
 
 use super::{raw_config, ExperimentError, ExperimentOptions};
 use crate::pipeline::{
-    self, encode, evaluate, load_images, Baseline, DataSpec, EncodeData, EvaluateOptions, Observer,
+    self, encode, evaluate, load_images, Baseline, Controls, DataSpec, EncodeData, EvaluateOptions,
+    Observer,
 };
 use crate::report::{self, Report, Series};
 
@@ -16,6 +17,9 @@ pub const SWEEP_N: [usize; 8] = [5, 10, 25, 50, 100, 200, 300, 400];
 /// Images and recurrent size of the quick version.
 pub const QUICK_IMAGES: usize = 500;
 pub const QUICK_N: usize = 50;
+/// Splits that the linear readouts of the full run use (of the config's 10):
+/// the time budget of docs/experiments/weights.md ("Time"). The kNN uses all.
+pub const LINEAR_SPLITS: usize = 3;
 
 /// Runs experiment 3 (or its sweep) and writes the report into `opts.out`.
 pub fn reproduce_weights(
@@ -70,7 +74,14 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
             &super::encode_options(opts, &dir),
             observer,
         )?;
-        let rep = evaluate(&dir, &EvaluateOptions::new(&dir), observer)?;
+        let mut eval_opts = EvaluateOptions::new(&dir);
+        // Beside every view: raw pixels, random ReLU features of the pixels at
+        // the view's dimension, and the rate-product control.
+        eval_opts.controls = Controls::nonlinear();
+        eval_opts.linear_splits = opts
+            .linear_splits
+            .or((!opts.quick).then_some(LINEAR_SPLITS));
+        let rep = evaluate(&dir, &eval_opts, observer)?;
         series.push(Series {
             label: format!("N = {}", cfg.n_recurrent()),
             points: rep

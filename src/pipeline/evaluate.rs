@@ -1,6 +1,8 @@
-//! The one evaluation: every view with the config's kNN (and linear readouts
-//! where affordable), always beside the baselines, on the same splits, with
-//! the same preprocessing. [`Evaluator`] scores matrices; [`score_views`]
+//! The one evaluation: every view with the config's kNN and linear readouts,
+//! always beside the baselines and controls, on the same splits, with the same
+//! preprocessing. Each view's Gram matrix is computed once and shared by the
+//! kNN, the ridge and the SVM across splits (the linear readouts in kernel
+//! form, so their cost depends on the rows, not on the dimension). [`Evaluator`] scores matrices; [`score_views`]
 //! walks the views of a [`ViewSource`] (an encode directory, or matrices in
 //! memory); [`evaluate`] is the whole of `geodyn evaluate DIR`.
 
@@ -10,8 +12,9 @@ use crate::config::{self, EvalParams, ExperimentConfig, RawConfig};
 use crate::dataset::ImageSet;
 use crate::embed::Normalize;
 use crate::eval::{
-    evaluate_knn, evaluate_linear, held_out_split, l2_normalize_rows, pixels_to_f32,
-    random_projection, random_splits, Classifier, Evaluation, Split,
+    evaluate_kernel, evaluate_knn, evaluate_knn_gram, held_out_split, l2_normalize_rows,
+    pixels_to_f32, random_features, random_projection, random_splits, rate_product, Classifier,
+    Evaluation, Metric, Split, ViewGram,
 };
 use crate::report::{
     self, DatasetInfo, ProtocolInfo, ProtocolKind, Report, ResultRow, Series, Timing,
@@ -29,9 +32,11 @@ pub struct EvaluateOptions {
     pub figures: bool,
     /// The view whose PCA and confusion are drawn (default: the best kNN view).
     pub figure_view: Option<String>,
-    /// Linear readouts are fitted only on views of at most this many dimensions
-    /// (their cost grows with dim; larger views get kNN only, and the report says so).
-    pub linear_max_dim: usize,
+    /// Fit the linear readouts on the first this many splits only (default:
+    /// all); the kNN always uses all. A time budget, recorded in the notes.
+    pub linear_splits: Option<usize>,
+    /// Which no-dynamics baselines and controls stand beside the views.
+    pub controls: Controls,
     /// L2-normalise everything (embeddings and baselines) whatever the config says.
     pub force_l2: bool,
     /// Skip the config's linear readouts.
@@ -46,7 +51,8 @@ impl EvaluateOptions {
             out: out.into(),
             figures: true,
             figure_view: None,
-            linear_max_dim: 4096,
+            linear_splits: None,
+            controls: Controls::default(),
             force_l2: false,
             knn_only: false,
             trajectory: false,
@@ -87,6 +93,7 @@ pub fn result_row(
         accuracy_sd: e.accuracy_sd,
         per_class: e.per_class.clone(),
         confusion: e.confusion.clone(),
+        accuracies: e.accuracies.clone(),
     }
 }
 
@@ -100,20 +107,63 @@ pub enum Protocol {
     HeldOut { n_reference: usize, n_query: usize },
 }
 
-/// The names of the baselines, in one place: raw pixels, and a seeded
-/// Gaussian random projection of the pixels to a view's dimension.
+/// The names of the baselines, in one place: raw pixels; a seeded Gaussian
+/// random projection of the pixels to a view's dimension (linear); random
+/// ReLU features of the pixels at a view's dimension (the extreme learning
+/// machine: nonlinear, no dynamics); and the rate-product control (pairwise
+/// products of N random ReLU features, the spike-free model of Δw).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Baseline {
     RawPixels,
     RandomProjection { dim: usize },
+    RandomFeatures { dim: usize },
+    RateProduct { nodes: usize },
 }
 
 impl Baseline {
-    /// The name in reports (`raw_pixels`, `random_projection_{dim}`).
+    /// The name in reports (`raw_pixels`, `random_projection_{dim}`,
+    /// `random_features_{dim}`, `rate_product_{dim}` with dim = N (N - 1)).
     pub fn name(self) -> String {
         match self {
             Baseline::RawPixels => "raw_pixels".into(),
             Baseline::RandomProjection { dim } => format!("random_projection_{dim}"),
+            Baseline::RandomFeatures { dim } => format!("random_features_{dim}"),
+            Baseline::RateProduct { nodes } => {
+                format!("rate_product_{}", nodes * nodes.saturating_sub(1))
+            }
+        }
+    }
+}
+
+/// Which baselines stand beside the views (raw pixels always).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Controls {
+    /// A random projection of the pixels to each view dimension.
+    pub random_projection: bool,
+    /// Random ReLU features of the pixels at each view dimension.
+    pub random_features: bool,
+    /// The rate-product control at the recurrent size N (when there is one).
+    pub rate_product: bool,
+}
+
+impl Default for Controls {
+    /// The linear control only, as every experiment had before the nonlinear ones.
+    fn default() -> Self {
+        Controls {
+            random_projection: true,
+            random_features: false,
+            rate_product: false,
+        }
+    }
+}
+
+impl Controls {
+    /// Raw pixels beside the nonlinear no-dynamics controls (experiment 3).
+    pub fn nonlinear() -> Self {
+        Controls {
+            random_projection: false,
+            random_features: true,
+            rate_product: true,
         }
     }
 }
@@ -121,6 +171,17 @@ impl Baseline {
 /// Seed of the random-projection baseline, from the config seed.
 fn projection_seed(seed: u64) -> u64 {
     seed ^ 0x5EED
+}
+
+/// Seed of the random-feature baseline, from the config seed.
+fn features_seed(seed: u64) -> u64 {
+    seed ^ 0xE1E1
+}
+
+/// Seed of the rate-product control's random features, from the config seed
+/// (not the random-feature baseline's: the two controls are independent draws).
+fn rate_product_seed(seed: u64) -> u64 {
+    seed ^ 0x4A7E
 }
 
 /// The reference and query sizes of [`Protocol::RandomSplit`] on `n` rows:
@@ -194,9 +255,31 @@ pub struct Evaluator<'a> {
     splits: Vec<Split>,
     protocol: ProtocolInfo,
     normalize: bool,
-    linear_max_dim: usize,
+    linear_splits: usize,
     observer: &'a dyn Observer,
     notes: Vec<String>,
+    progress: Progress,
+}
+
+/// Where an evaluation stands, for the progress lines: matrices scored of
+/// those announced, and the time so far.
+struct Progress {
+    start: Instant,
+    total: usize,
+    done: usize,
+}
+
+impl Progress {
+    /// "[i/n] ..., ETA s" from the mean time per matrix so far.
+    fn line(&self, what: &str) -> String {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let at = format!("[{}/{}]", self.done + 1, self.total.max(self.done + 1));
+        if self.done == 0 || self.total <= self.done {
+            return format!("{at} {what}; {elapsed:.0} s so far");
+        }
+        let eta = elapsed / self.done as f64 * (self.total - self.done) as f64;
+        format!("{at} {what}; {elapsed:.0} s so far, ETA {eta:.0} s")
+    }
 }
 
 impl<'a> Evaluator<'a> {
@@ -255,16 +338,33 @@ impl<'a> Evaluator<'a> {
             splits,
             protocol,
             normalize: normalize == Normalize::L2,
-            linear_max_dim: 4096,
+            linear_splits: usize::MAX,
             observer,
             notes,
+            progress: Progress {
+                start: Instant::now(),
+                total: 0,
+                done: 0,
+            },
         })
     }
 
-    /// Fit linear readouts only on views of at most `d` dimensions.
-    pub fn with_linear_max_dim(mut self, d: usize) -> Evaluator<'a> {
-        self.linear_max_dim = d;
+    /// Fit the linear readouts on the first `k` splits only (at least one).
+    pub fn with_linear_splits(mut self, k: Option<usize>) -> Evaluator<'a> {
+        self.linear_splits = k.unwrap_or(usize::MAX).max(1);
+        if self.linear_splits < self.splits.len() && !self.params.linear.is_empty() {
+            self.notes.push(format!(
+                "Linear readouts on the first {} of the {} splits (a time budget); kNN on all. Paired differences pair rows on the same splits.",
+                self.linear_splits,
+                self.splits.len()
+            ));
+        }
         self
+    }
+
+    /// Announce `n` more matrices to score (for the progress lines' ETA).
+    pub fn expect(&mut self, n: usize) {
+        self.progress.total += n;
     }
 
     pub fn protocol(&self) -> &ProtocolInfo {
@@ -324,7 +424,8 @@ impl<'a> Evaluator<'a> {
         ))
     }
 
-    /// kNN and (if small enough) linear readouts of a prepared matrix.
+    /// kNN and the linear readouts of a prepared matrix, all from one Gram
+    /// matrix of its rows (computed here, once).
     pub fn score(
         &mut self,
         x: &Array2<f32>,
@@ -332,35 +433,124 @@ impl<'a> Evaluator<'a> {
         n_rec: Option<usize>,
         time: Option<f64>,
     ) -> Result<Vec<ResultRow>, PipelineError> {
+        self.check_rows(x, name)?;
         let dim = x.ncols();
-        let mut rows = vec![self.knn(x, name, n_rec, time)?];
-        for lp in &self.params.linear {
-            if dim > self.linear_max_dim {
-                let note = format!(
-                    "{}: not fitted on `{name}` ({dim} dimensions > {}); kNN only",
-                    Classifier::from(lp.kind),
-                    self.linear_max_dim
-                );
-                if !self.notes.contains(&note) {
-                    self.notes.push(note);
-                }
-                continue;
+        let info = |ev: &Self, what: &str| {
+            ev.observer.observe(Event::Info(
+                ev.progress.line(&format!("{name} ({dim} dims): {what}")),
+            ))
+        };
+        let shared = !self.params.linear.is_empty() || self.params.knn.metric == Metric::Euclidean;
+        let gram = if shared {
+            crate::memory::check(
+                || {
+                    format!(
+                        "the Gram matrix and linear readouts of `{name}` ({} rows)",
+                        x.nrows()
+                    )
+                },
+                self.gram_bytes(dim),
+            )?;
+            info(self, "Gram matrix");
+            Some(ViewGram::of_rows(x.view()))
+        } else {
+            None
+        };
+        info(self, "kNN");
+        let t = Instant::now();
+        let e = match &gram {
+            Some(g) => {
+                evaluate_knn_gram(
+                    x.view(),
+                    g,
+                    self.labels,
+                    self.n_classes,
+                    &self.splits,
+                    &self.params.knn,
+                )?
+                .0
             }
+            None => evaluate_knn(
+                x.view(),
+                self.labels,
+                self.n_classes,
+                &self.splits,
+                &self.params.knn,
+            )?,
+        };
+        let knn_row = result_row(name, Classifier::Knn, n_rec, time, dim, &e);
+        let mut rows = vec![self.scored(knn_row, t)];
+        let n_lin = self.linear_splits.min(self.splits.len());
+        for lp in &self.params.linear {
+            let Some(g) = &gram else { continue };
+            info(
+                self,
+                &format!(
+                    "{} (kernel form, {n_lin} splits)",
+                    Classifier::from(lp.kind)
+                ),
+            );
             let t = Instant::now();
-            let e = evaluate_linear(x.view(), self.labels, self.n_classes, &self.splits, lp)?;
+            let (e, _) =
+                evaluate_kernel(g, self.labels, self.n_classes, &self.splits[..n_lin], lp)?;
             let row = result_row(name, Classifier::from(lp.kind), n_rec, time, dim, &e);
             rows.push(self.scored(row, t));
         }
+        self.progress.done += 1;
         Ok(rows)
     }
 
-    /// The baselines beside views of dimensions `dims`: raw pixels, and a
-    /// random projection of the pixels to each distinct dimension (seeded
-    /// from `seed`), all prepared like the views.
+    /// Memory the shared Gram matrix of a `dim`-column view and its readouts
+    /// take at most: the n x n f32 Gram matrix, the centred copy of the rows it
+    /// is computed from, and per CV fold (folds run in parallel) the f64
+    /// centred training block with its factorised copy (16 bytes a cell).
+    fn gram_bytes(&self, dim: usize) -> u64 {
+        let n = self.labels.len() as u64;
+        let m = self
+            .splits
+            .iter()
+            .map(|s| s.reference.len())
+            .max()
+            .unwrap_or(0) as u64;
+        let folds = if self.params.linear.is_empty() {
+            0
+        } else {
+            self.params
+                .linear
+                .iter()
+                .map(|l| l.cv_folds)
+                .max()
+                .unwrap_or(1)
+                .max(1) as u64
+        };
+        let cells = |a: u64, b: u64| a.saturating_mul(b);
+        cells(n, n)
+            .saturating_add(cells(n, dim as u64))
+            .saturating_mul(4)
+            .saturating_add(cells(folds, cells(m, m)).saturating_mul(16))
+    }
+
+    /// How many matrices [`Evaluator::baselines`] scores for these arguments.
+    pub fn n_baselines(controls: Controls, dims: &[usize], n_rec: Option<usize>) -> usize {
+        let mut d = dims.to_vec();
+        d.sort_unstable();
+        d.dedup();
+        1 + d.len() * (controls.random_projection as usize + controls.random_features as usize)
+            + (controls.rate_product && n_rec.is_some_and(|n| n >= 2)) as usize
+    }
+
+    /// The baselines beside views of dimensions `dims`: raw pixels, and, as
+    /// `controls` asks, at each distinct dimension a random projection and
+    /// random ReLU features of the pixels, and the rate-product control of
+    /// `n_rec` nodes (all seeded from `seed`). Every control is computed from
+    /// the pixels as the readouts see them (prepared), and its output is
+    /// prepared again like a view, so all rows get the same preprocessing.
     pub fn baselines(
         &mut self,
         pixels: &Array2<f32>,
         dims: &[usize],
+        n_rec: Option<usize>,
+        controls: Controls,
         seed: u64,
     ) -> Result<Vec<ResultRow>, PipelineError> {
         let mut raw = pixels.clone();
@@ -369,9 +559,25 @@ impl<'a> Evaluator<'a> {
         let mut dims = dims.to_vec();
         dims.sort_unstable();
         dims.dedup();
-        for dim in dims {
-            let rp = random_projection(raw.view(), dim, projection_seed(seed));
-            rows.extend(self.score(&rp, &Baseline::RandomProjection { dim }.name(), None, None)?);
+        for &dim in &dims {
+            if controls.random_projection {
+                let mut rp = random_projection(raw.view(), dim, projection_seed(seed));
+                self.prepare(&mut rp);
+                let name = Baseline::RandomProjection { dim }.name();
+                rows.extend(self.score(&rp, &name, None, None)?);
+            }
+            if controls.random_features {
+                let mut rf = random_features(raw.view(), dim, features_seed(seed));
+                self.prepare(&mut rf);
+                let name = Baseline::RandomFeatures { dim }.name();
+                rows.extend(self.score(&rf, &name, None, None)?);
+            }
+        }
+        if let Some(nodes) = n_rec.filter(|&n| controls.rate_product && n >= 2) {
+            let mut rp = rate_product(raw.view(), nodes, rate_product_seed(seed));
+            self.prepare(&mut rp);
+            let name = Baseline::RateProduct { nodes }.name();
+            rows.extend(self.score(&rp, &name, None, None)?);
         }
         Ok(rows)
     }
@@ -689,7 +895,10 @@ pub fn evaluate(
     };
     let normalize = cfg.embedding().normalize();
     let mut ev = Evaluator::new(cfg.evaluation(), &labels, protocol, normalize, observer)?
-        .with_linear_max_dim(opts.linear_max_dim);
+        .with_linear_splits(opts.linear_splits);
+    let dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();
+    let n_rec = Some(manifest.n_recurrent);
+    ev.expect(manifest.views.len() + Evaluator::n_baselines(opts.controls, &dims, n_rec));
     observer.observe(Event::Info(format!(
         "evaluate {} ({} rows, {} splits of {} reference / {} queries)",
         dir.display(),
@@ -699,10 +908,8 @@ pub fn evaluate(
         ev.protocol().n_query
     )));
     let source = DirViews::new(dir, &manifest);
-    let n_rec = Some(manifest.n_recurrent);
     let scored = score_views(&mut ev, &source, "", n_rec, cfg.embedding().trajectory())?;
-    let dims: Vec<usize> = manifest.views.iter().map(|v| v.dim).collect();
-    let baselines = ev.baselines(&pixels, &dims, cfg.seed())?;
+    let baselines = ev.baselines(&pixels, &dims, n_rec, opts.controls, cfg.seed())?;
     std::fs::create_dir_all(&opts.out).map_err(super::store::io(&opts.out))?;
     let mut figures = Vec::new();
     if opts.figures {

@@ -21,8 +21,8 @@ mod store;
 pub use data::{load_images, load_query, DataSpec, LIMIT_SEED};
 pub use encoder::{row_seed, stack_view, sum_totals, Encoder, RowResult, Scratch};
 pub use evaluate::{
-    check_feasible, dynamics_summary, evaluate, result_row, score_views, Baseline, DirViews,
-    EvaluateOptions, Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
+    check_feasible, dynamics_summary, evaluate, result_row, score_views, Baseline, Controls,
+    DirViews, EvaluateOptions, Evaluator, Figures, MemoryViews, Protocol, ScoredViews, ViewSource,
 };
 pub use observer::{Collect, Event, Observer, Quiet};
 pub use store::{

@@ -60,7 +60,9 @@ fn separable_views_score_one_and_baselines_are_named_once() {
     let total: u64 = rows[0].confusion.iter().flatten().sum();
     assert_eq!(total, 40, "10 queries x 4 repeats");
 
-    let base = ev.baselines(&x, &[8, 3, 8], 1).unwrap();
+    let base = ev
+        .baselines(&x, &[8, 3, 8], None, Controls::default(), 1)
+        .unwrap();
     let names: Vec<&str> = base.iter().map(|r| r.embedding.as_str()).collect();
     assert_eq!(
         names,

@@ -19,6 +19,7 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
     dataset(s, r)?;
     protocol(s, r)?;
     results(s, r)?;
+    paired(s, r)?;
     per_class(s, r)?;
     timing(s, r)?;
     trailer(s, r)?;
@@ -122,6 +123,51 @@ fn results(s: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// Every row beside raw pixels under the same readout on the same splits:
+/// the paired difference and its standard error over the splits.
+fn paired(s: &mut String, r: &Report) -> std::fmt::Result {
+    let pairs: Vec<(&ResultRow, &ResultRow, super::Paired)> = r
+        .results
+        .iter()
+        .chain(&r.baselines)
+        .filter(|row| row.embedding != "raw_pixels")
+        .filter_map(|row| {
+            let base = r
+                .baselines
+                .iter()
+                .find(|b| b.embedding == "raw_pixels" && b.classifier == row.classifier)?;
+            Some((row, base, super::paired_difference(row, base)?))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    writeln!(s, "\n## Beside raw pixels, same readout, same splits\n")?;
+    writeln!(
+        s,
+        "| embedding | classifier | dim | accuracy (%) | raw pixels (%) | difference (points) | splits |"
+    )?;
+    writeln!(s, "|---|---|---:|---:|---:|---:|---:|")?;
+    for (row, base, p) in pairs {
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:+.2} ± {:.2} | {} |",
+            esc(&row.embedding),
+            row.classifier.name(),
+            row.dim,
+            pct(row.accuracy_mean),
+            pct(base.accuracy_mean),
+            100.0 * p.mean,
+            100.0 * p.se,
+            p.splits
+        )?;
+    }
+    writeln!(
+        s,
+        "\nDifference: mean of the per-split differences ± its standard error (sd / sqrt(splits))."
+    )
 }
 
 /// Per-class accuracy of the best result beside its matching baseline.

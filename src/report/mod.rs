@@ -186,6 +186,47 @@ pub struct ResultRow {
     /// Summed over repeats: `confusion[true][predicted]`.
     #[serde(default)]
     pub confusion: Vec<Vec<u64>>,
+    /// Accuracy of each split, in split order (fractions): rows scored on the
+    /// same splits pair up, for paired differences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accuracies: Vec<f64>,
+}
+
+/// A paired comparison of two rows scored on the same splits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Paired {
+    /// Mean of the per-split differences `a - b` (fractions).
+    pub mean: f64,
+    /// Its standard error: sample sd of the differences / sqrt(splits) (0 for one split).
+    pub se: f64,
+    pub splits: usize,
+}
+
+/// `a - b` split by split, when both rows carry per-split accuracies of the
+/// same number of splits (rows of one evaluation share their splits in order).
+pub fn paired_difference(a: &ResultRow, b: &ResultRow) -> Option<Paired> {
+    let k = a.accuracies.len();
+    if k == 0 || b.accuracies.len() != k {
+        return None;
+    }
+    let d: Vec<f64> = a
+        .accuracies
+        .iter()
+        .zip(&b.accuracies)
+        .map(|(x, y)| x - y)
+        .collect();
+    let mean = d.iter().sum::<f64>() / k as f64;
+    let se = if k > 1 {
+        let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+        (var / k as f64).sqrt()
+    } else {
+        0.0
+    };
+    Some(Paired {
+        mean,
+        se,
+        splits: k,
+    })
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -241,6 +282,9 @@ fn validate(report: &Report) -> Result<(), ReportError> {
             fraction(&format!("{at}.accuracy_sd"), row.accuracy_sd)?;
             for (c, &v) in row.per_class.iter().enumerate() {
                 fraction(&format!("{at}.per_class[{c}]"), v)?;
+            }
+            for (k, &v) in row.accuracies.iter().enumerate() {
+                fraction(&format!("{at}.accuracies[{k}]"), v)?;
             }
             if let Some(t) = row.time_ms.filter(|t| !t.is_finite()) {
                 return Err(ReportError::InvalidInput(format!("{at}.time_ms = {t}")));
@@ -349,6 +393,7 @@ pub(crate) mod tests {
                     accuracy_sd: 0.0041,
                     per_class: per_class.clone(),
                     confusion: confusion.clone(),
+                    accuracies: vec![0.96, 0.9698],
                 },
                 ResultRow {
                     embedding: "recurrent_weights".into(),
@@ -453,5 +498,29 @@ pub(crate) mod tests {
         let err = write_report(dir.path(), &r).unwrap_err();
         assert!(err.to_string().contains("results[0]"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod paired_tests {
+    use super::*;
+
+    fn row(acc: &[f64]) -> ResultRow {
+        ResultRow {
+            accuracies: acc.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn paired_difference_by_hand() {
+        let p = paired_difference(&row(&[0.9, 0.8, 0.7]), &row(&[0.8, 0.8, 0.8])).unwrap();
+        assert!(p.mean.abs() < 1e-15);
+        assert!((p.se - 0.1 / 3f64.sqrt()).abs() < 1e-12, "{}", p.se);
+        assert_eq!(p.splits, 3);
+        let one = paired_difference(&row(&[0.9]), &row(&[0.85])).unwrap();
+        assert!((one.mean - 0.05).abs() < 1e-12 && one.se == 0.0);
+        assert_eq!(paired_difference(&row(&[0.9, 0.8]), &row(&[0.8])), None);
+        assert_eq!(paired_difference(&row(&[]), &row(&[])), None);
     }
 }

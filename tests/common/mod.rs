@@ -13,14 +13,22 @@ const BASE: &str = include_str!("../../configs/weights.toml");
 /// The text of the experiment-3 config, made small: N recurrent nodes, a
 /// short run, snapshots at half and full time, no linear readout.
 pub fn small_text(n_rec: usize, duration: f64) -> String {
+    // A replace that stopped matching would silently put the readouts back.
+    assert!(
+        BASE.contains(LINEAR),
+        "configs/weights.toml changed its `linear` line"
+    );
     BASE.replace("n_recurrent = 200", &format!("n_recurrent = {n_rec}"))
         .replace("duration_ms = 600.0", &format!("duration_ms = {duration}"))
         .replace(
             "snapshot_times_ms = [100.0, 200.0, 300.0, 400.0, 500.0, 600.0]",
             &format!("snapshot_times_ms = [{}, {duration}]", duration / 2.0),
         )
-        .replace("linear = [\"svm\"]", "linear = []")
+        .replace(LINEAR, "linear = []")
 }
+
+/// The linear-readout line of configs/weights.toml, which [`small_text`] removes.
+const LINEAR: &str = "linear = [\"ridge\", \"svm\"]";
 
 /// [`small_text`] with `extra` appended, checked.
 pub fn small_config(n_rec: usize, duration: f64, extra: &str) -> ExperimentConfig {

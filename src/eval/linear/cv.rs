@@ -11,7 +11,7 @@ use super::svm::{svm_fit, LinearSvm};
 use super::{check_lambdas, column_stats, LinearModel};
 use crate::eval::gram::{gram_sym, Kernel};
 use crate::eval::{
-    summarize, validate_inputs, EvalError, Evaluation, LinearKind, LinearParams, Split,
+    summarize, validate_inputs, EvalError, Evaluation, LambdaScale, LinearKind, LinearParams, Split,
 };
 
 /// Largest number of rows whose Gram matrix the dual ridge caches across splits.
@@ -63,6 +63,10 @@ pub(crate) fn evaluate_linear_with(
     validate_inputs(x, labels, n_classes, splits)?;
     check_lambdas(&params.lambdas)?;
     check_folds(params, splits)?;
+    if params.lambda_scale != LambdaScale::Absolute {
+        // The primal SVM has no centred Gram to take the scale from.
+        return Err(EvalError::ScaleNeedsKernel(params.lambda_scale));
+    }
     let x = x.as_standard_layout();
     let x = x.view();
     let form_of = |sp: &Split| {
@@ -93,7 +97,7 @@ pub(crate) fn evaluate_linear_with(
 }
 
 /// Choosing among several lambdas needs 2 <= folds <= reference size in every split.
-fn check_folds(params: &LinearParams, splits: &[Split]) -> Result<(), EvalError> {
+pub(crate) fn check_folds(params: &LinearParams, splits: &[Split]) -> Result<(), EvalError> {
     if params.lambdas.len() <= 1 {
         return Ok(());
     }

@@ -6,6 +6,7 @@
 //! the fitted model, the standardisation and the parameter checks.
 
 mod cv;
+mod kernel;
 mod linalg;
 mod ridge;
 mod svm;
@@ -16,6 +17,9 @@ use rayon::prelude::*;
 use super::{validate_fit, EvalError};
 
 pub use cv::{evaluate_linear, evaluate_linear_detailed, SplitOutcome};
+pub use kernel::{evaluate_kernel, ViewGram};
+#[cfg(test)]
+pub(crate) use kernel::{ridge_fit, svm_fit as kernel_svm_fit, KsvmSettings, TrainBlock};
 pub use ridge::RidgeClassifier;
 // The tests force the ridge's closed form to compare primal and dual.
 #[cfg(test)]
