@@ -738,14 +738,17 @@ fn score(
 ) -> Result<geodyn::report::Report, PipelineError> {
     let t0 = std::time::Instant::now();
     let normalize = cfg.embedding().normalize();
+    // The CLI's `geodyn evaluate` defaults: the same readout budget and the
+    // same baselines and controls.
+    let opts = EvaluateOptions::new(".");
     let mut ev = Evaluator::new(cfg.evaluation(), labels, protocol, normalize, &Quiet)?
-        .with_linear_max_dim(EvaluateOptions::new(".").linear_max_dim);
+        .with_linear_splits(opts.linear_splits);
     let trajectory = cfg.embedding().trajectory();
     let scored = pipeline::score_views(&mut ev, source, "", n_recurrent, trajectory)?;
     let baselines = match pixels {
         Some(px) => {
             let dims: Vec<usize> = source.views.iter().map(|v| v.dim).collect();
-            ev.baselines(px, &dims, cfg.seed())?
+            ev.baselines(px, &dims, n_recurrent, opts.controls, cfg.seed())?
         }
         None => Vec::new(),
     };
