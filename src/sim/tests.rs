@@ -968,3 +968,40 @@ fn simultaneous_arrivals_are_ordered_by_edge_even_in_a_crowd() {
     check_against_reference(&net, &reference_stdp(), &s, 100.0, true);
     check_against_reference(&net, &reference_stdp(), &s, 100.0, false);
 }
+
+#[test]
+fn a_run_uses_the_weights_it_is_given_not_the_networks() {
+    // Arrivals on non-plastic edges carry w * g from the moment they are
+    // written, so that weight must be the run's (experiment 2 runs learned
+    // weights on the original network), not the network's initial one.
+    let net = test_network(40, 14);
+    let s = test_stimulus(36, 3);
+    let p = reference_stdp();
+    let mut given = net.clone();
+    for (e, w) in given.edge_weight.iter_mut().enumerate() {
+        *w *= if e % 3 == 0 { 1.3 } else { 0.8 };
+    }
+    let (ref_acts, ref_w) = reference_simulation(&given, &p, &s, 100.0);
+    let sim = Simulator::new(&net, &RunParams::new(100.0, Some(p)).unwrap()).unwrap();
+    let spec = RecordSpec {
+        activations: true,
+        ..Default::default()
+    };
+    let mut w = given.edge_weight.clone();
+    let rec = sim
+        .run(&mut Workspace::default(), &mut w, &s, &spec)
+        .unwrap();
+    let acts: Vec<(u32, f64)> = rec
+        .activations
+        .iter()
+        .map(|a| (a.node, a.time_ms))
+        .collect();
+    assert!(acts.len() > 300);
+    assert_eq!(acts, ref_acts);
+    let worst = w
+        .iter()
+        .zip(&ref_w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "largest weight difference {worst}");
+}
