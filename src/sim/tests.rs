@@ -974,7 +974,9 @@ fn a_run_uses_the_weights_it_is_given_not_the_networks() {
     // Arrivals on non-plastic edges carry w * g from the moment they are
     // written, so that weight must be the run's (experiment 2 runs learned
     // weights on the original network), not the network's initial one.
-    let net = test_network(40, 14);
+    let mut net = test_network(40, 14);
+    // Input edges not plastic: those are the ones whose w * g is written early.
+    net.set_plastic_classes(&[crate::network::EdgeClass::RecurrentToRecurrent]);
     let s = test_stimulus(36, 3);
     let p = reference_stdp();
     let mut given = net.clone();
