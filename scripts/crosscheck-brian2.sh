@@ -3,7 +3,7 @@
 # experiment-3 network: the agreement table at several time steps, for the
 # feedforward control (recurrent weights 0, STDP off) and the full network.
 #
-#   scripts/crosscheck-brian2.sh [--quick] [--json] [--target numpy|cython]
+#   scripts/crosscheck-brian2.sh [--quick] [--json] [--target numpy|cython|cpp_standalone]
 #
 # Default: N = 200, 600 ms, images 0-4, dt 0.1, 0.01 and 0.001 ms (slow: the
 # numpy target at dt 0.001 ms takes minutes per run). --quick: N = 20, 100 ms,
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
     --json) json=(--json) ;;
-    --target) target=${2:?--target needs numpy or cython}; shift ;;
+    --target) target=${2:?--target needs numpy, cython or cpp_standalone}; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "crosscheck-brian2.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac

@@ -94,9 +94,9 @@ def export(geodyn, work, name, text, image):
     return out
 
 
-def one(d, dt, feedforward, target):
+def one(d, dt, feedforward, target, standalone_dir=None):
     meta, run, a = bc.load_export(d)
-    b = bc.run_brian2(meta, a, dt, feedforward, target)
+    b = bc.run_brian2(meta, a, dt, feedforward, target, standalone_dir)
     return bc.compare(meta, run, a, b, dt, feedforward, 0.05)
 
 
@@ -138,7 +138,9 @@ def main(argv=None):
     p.add_argument("--duration-ms", type=float, default=600.0)
     p.add_argument("--images", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--dt", type=float, nargs="+", default=[0.1, 0.01, 0.001])
-    p.add_argument("--target", default="numpy", choices=["numpy", "cython"])
+    p.add_argument("--target", default="numpy", choices=["numpy", "cython", "cpp_standalone"],
+                   help="Brian2 target; cpp_standalone compiles one C++ project per variant and dt, "
+                   "reused across images (g++)")
     p.add_argument("--json", action="store_true", help="last line: the summary as one JSON object")
     args = p.parse_args(argv)
     if not os.path.exists(args.geodyn):
@@ -154,7 +156,8 @@ def main(argv=None):
             for dt in args.dt:
                 for i, d in zip(args.images, dirs[v]):
                     t0 = time.time()
-                    r = one(d, dt, v == "feedforward", args.target)
+                    sdir = os.path.join(work, f"cpp_{v}_dt{dt:g}")
+                    r = one(d, dt, v == "feedforward", args.target, sdir)
                     if v == "feedforward" and not r["compared"].startswith("everything"):
                         raise SystemExit("agreement.py: the feedforward export still has recurrent "
                                          "weights or STDP: " + r["compared"])
