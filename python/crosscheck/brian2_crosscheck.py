@@ -26,7 +26,9 @@ with ``edge_plastic = 1``. With ``stdp.lost_arrivals_count = true`` a lost
 arrival still steps the pre trace and depresses; with ``false`` it does
 neither. An arrival is weighted by its weight before its own STDP update. As in
 geodyn, an update (and so the clip) happens only when the trace it uses is > 0:
-an initial weight outside ``[w_min, w_max]`` stays until its first update.
+an initial weight outside ``[w_min, w_max]`` stays until its first update
+(geodyn's builder clips the initial weights of plastic edges to that range, so
+its exports have none since 2026-12-02; an older export may).
 
 Scheduling on the grid (what makes a hop one latency long): thresholders, the
 input generator and the STDP post pathway run ``when='after_synapses'`` (the
