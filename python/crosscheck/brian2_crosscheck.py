@@ -26,7 +26,9 @@ with ``edge_plastic = 1``. With ``stdp.lost_arrivals_count = true`` a lost
 arrival still steps the pre trace and depresses; with ``false`` it does
 neither. An arrival is weighted by its weight before its own STDP update. As in
 geodyn, an update (and so the clip) happens only when the trace it uses is > 0:
-an initial weight outside ``[w_min, w_max]`` stays until its first update.
+an initial weight outside ``[w_min, w_max]`` stays until its first update
+(geodyn's builder clips the initial weights of plastic edges to that range, so
+its exports have none since 2026-12-02; an older export may).
 
 Scheduling on the grid (what makes a hop one latency long): thresholders, the
 input generator and the STDP post pathway run ``when='after_synapses'`` (the
@@ -124,10 +126,33 @@ def pearson(x, y):
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def run_brian2(meta, a, dt_ms, feedforward, target):
+# C++ inserted around the network run in cpp_standalone: the loop's process
+# CPU time (the binary is single-threaded), written next to Brian2's results.
+LOOP_CPU_FILE = "geodyn_loop_cpu_s.txt"
+_LOOP_CPU_BEFORE = "std::clock_t _geodyn_c0 = std::clock();"
+_LOOP_CPU_AFTER = ('{ std::ofstream _geodyn_f(brian::results_dir + "' + LOOP_CPU_FILE + '"); '
+                   '_geodyn_f.precision(17); '
+                   '_geodyn_f << double(std::clock() - _geodyn_c0) / CLOCKS_PER_SEC << std::endl; }')
+
+
+def run_brian2(meta, a, dt_ms, feedforward, target, standalone_dir=None):
+    """Runs the export in Brian2. ``target``: numpy or cython (runtime), or
+    cpp_standalone: the C++ project is written to and compiled in
+    ``standalone_dir`` (reused: Brian2 rewrites only changed files, so make
+    recompiles only those), run once, and its results read back; the returned
+    ``standalone`` entry gives the directory, the compile time and the loop's
+    CPU time (for scripts/bench-vs-brian2.sh, which reruns the binary)."""
     import brian2 as b2
 
-    b2.prefs.codegen.target = target
+    standalone = target == "cpp_standalone"
+    if standalone:
+        if standalone_dir is None:
+            raise ValueError("cpp_standalone needs standalone_dir")
+        b2.set_device("cpp_standalone", build_on_run=False)
+        b2.device.reinit()
+        b2.device.activate(build_on_run=False)
+    else:
+        b2.prefs.codegen.target = target
     b2.start_scope()
     b2.defaultclock.dt = dt_ms * b2.ms
     ms = b2.ms
@@ -222,9 +247,21 @@ def run_brian2(meta, a, dt_ms, feedforward, target):
     mon = b2.SpikeMonitor(G, name="rec_spikes")
     in_mon = b2.SpikeMonitor(gen, name="in_spikes")
     net = b2.Network(gen, G, mon, in_mon, *[s for s, _ in syn.values()])
+    if standalone:
+        b2.device.insert_code("before_network_run", _LOOP_CPU_BEFORE)
+        b2.device.insert_code("after_network_run", _LOOP_CPU_AFTER)
     t0 = time.time()
     net.run(duration * ms)
-    wall = time.time() - t0
+    info = None
+    if standalone:
+        b2.device.build(directory=standalone_dir, compile=True, run=True, with_output=False)
+        results = b2.device.results_dir
+        with open(os.path.join(results, LOOP_CPU_FILE)) as f:
+            loop_cpu_s = float(f.read())
+        info = dict(directory=os.path.abspath(standalone_dir), results_dir=results,
+                    compile_s=b2.device.timers["compile"]["make"],
+                    run_binary_s=b2.device.timers["run_binary"], loop_cpu_s=loop_cpu_s)
+    wall = time.time() - t0 if not standalone else info["run_binary_s"]
 
     w_final = w0.copy()
     arrivals = lost = 0
@@ -235,9 +272,12 @@ def run_brian2(meta, a, dt_ms, feedforward, target):
         lost += int(np.sum(S.nlost[:]))
     act_node = np.concatenate([inputs[np.asarray(in_mon.i[:])], rec[np.asarray(mon.i[:])]])
     act_time = np.concatenate([np.asarray(in_mon.t[:] / ms), np.asarray(mon.t[:] / ms)])
+    if standalone:
+        b2.device.reinit()
+        b2.set_device("runtime")
     return dict(arrivals=arrivals, lost=lost, input_arrivals=input_arrivals, act_node=act_node, act_time=act_time,
                 w_initial=w0, w_final=w_final, wall_s=wall,
-                stdp_on=stdp_on, lost_arrivals_count=lost_count)
+                stdp_on=stdp_on, lost_arrivals_count=lost_count, standalone=info)
 
 
 def first_times(nodes, times, n):
@@ -352,14 +392,21 @@ def main(argv=None):
                    help="control: recurrent->recurrent weights and STDP amplitudes 0 in Brian2")
     p.add_argument("--match-ms", type=float, default=0.05,
                    help="spike match window in ms (default 0.05)")
-    p.add_argument("--target", default="numpy", choices=["numpy", "cython"],
+    p.add_argument("--target", default="numpy", choices=["numpy", "cython", "cpp_standalone"],
                    help="Brian2 code generation target (default numpy)")
+    p.add_argument("--standalone-dir", default=None,
+                   help="cpp_standalone: the project directory (default: a temporary one)")
     args = p.parse_args(argv)
     try:
         meta, run, a = load_export(args.export_dir)
         if np.min(a["node_refractory_period_ms"][a["node_population"] == 0]) < args.dt:
             raise Refused("an input refractory period shorter than dt: two stimuli could share a step")
-        b = run_brian2(meta, a, args.dt, args.feedforward, args.target)
+        if args.target == "cpp_standalone" and args.standalone_dir is None:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix="geodyn-brian2-") as tmp:
+                b = run_brian2(meta, a, args.dt, args.feedforward, args.target, tmp)
+        else:
+            b = run_brian2(meta, a, args.dt, args.feedforward, args.target, args.standalone_dir)
         out = compare(meta, run, a, b, args.dt, args.feedforward, args.match_ms)
     except Refused as e:
         print(f"brian2_crosscheck: refused: {e}", file=sys.stderr)

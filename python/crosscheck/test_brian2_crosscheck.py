@@ -4,21 +4,23 @@ Runs the built geodyn binary (env GEODYN_BIN, else target/release/geodyn) on
 copies of configs/weights.toml shortened to 100 ms, exports the runs, rebuilds
 them in Brian2 (brian2_crosscheck.py) and checks the agreement.
 
-Tolerances, from the values measured when this was written (Brian2 2.9.0,
-numpy target; geodyn run of configs/weights.toml at 100 ms, N = 20, image 3),
-each with margin but tight enough that a modelling error fails them (the
-Brian2 STDP post pathway wired to the presynaptic spikes, a bug found while
-writing this, gave dw correlation 0.88 and recurrent activations -9 to -13 %):
+Tolerances, from the values measured (Brian2 2.9.0, numpy target; geodyn run
+of configs/weights.toml at 100 ms, N = 20, image 3; measured again after the
+build-time clip of plastic weights to [w_min, w_max], 2026-12-02, with
+``pytest -s``), each with margin but tight enough that a modelling error fails
+them (the Brian2 STDP post pathway wired to the presynaptic spikes, a bug found
+while writing this, gave dw correlation 0.88 and recurrent activations -9 to
+-13 %, measured before the clip fix):
 
 =====================================  ==========  ============
 check (dt = 0.01 ms unless said)       measured    required
 =====================================  ==========  ============
-arrivals, relative difference          -0.14 %     within 1 %
-activations, relative difference       -0.19 %     within 1 %
-recurrent activations, rel. diff.      -2.0 %      within 8 %
-per-node count correlation             0.990       >= 0.95
-dw correlation (plastic edges)         0.997       >= 0.97
-spike match (0.05 ms)                  0.54        >= 0.35
+arrivals, relative difference          -0.08 %     within 1 %
+activations, relative difference       -0.18 %     within 1 %
+recurrent activations, rel. diff.      -1.8 %      within 8 %
+per-node count correlation             0.976       >= 0.95
+dw correlation (plastic edges)         0.957       >= 0.93
+spike match (0.05 ms)                  0.55        >= 0.35
 first-activation |dt| median           0.0019 ms   <= 0.01 ms
   same at dt = 0.1 ms                  0.041 ms    ratio <= 0.25
 feedforward control: count corr.       1.000       >= 0.99
@@ -34,6 +36,13 @@ is chaotic: one activation that the grid moves (an inhibitory arrival 0.5 us
 after the crossing one lands in the same step) changes every later one, while
 the totals, counts and weight changes stay close; without recurrent weights
 (the control) most spikes match.
+
+Before the clip fix, 22 % of the recurrent weights at N = 20 (inhibitory
+U(-7/3, 0) x sqrt(50/20)) started below w_min = -1 and their first update
+snapped them to -1 in both simulators alike, a large shared part of dw: the
+dw correlation was 0.997 then. Without it, 0.957 is what the chaos leaves (the
+issue measured 0.93-0.95 at N = 200, the same as geodyn against itself with
+its inputs jittered by dt), hence the bound 0.93.
 """
 
 import json
@@ -108,7 +117,7 @@ def test_totals_counts_and_weights_at_dt_001(stdp_runs):
     assert abs(c["activations_rel_diff"]) <= 0.01
     assert abs(c["recurrent_activations_rel_diff"]) <= 0.08
     assert c["count_correlation"] >= 0.95
-    assert c["dw_correlation"] >= 0.97
+    assert c["dw_correlation"] >= 0.93
     assert c["spike_match_fraction"] >= 0.35
     assert c["first_activation_nodes_compared"] >= 10
 
@@ -153,3 +162,15 @@ def test_refuses_edges_into_input_nodes(exports, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "edges into input nodes" in r.stderr
+
+
+def test_weights_round_trip_exactly_at_t0(exports):
+    """export -> Brian2 -> weights read back from Brian2's synapses at t = 0:
+    every edge's weight, in the export's edge order, equal as float64."""
+    meta, run, a = bc.load_export(exports["stdp"])
+    meta = dict(meta, simulation=dict(meta["simulation"], duration_ms=0.0))
+    b = bc.run_brian2(meta, a, 0.01, False, "numpy")
+    w = a["edge_weight"].astype(np.float64)
+    assert len(w) > 1000
+    assert np.array_equal(b["w_final"], w)
+    assert b["arrivals"] == 0

@@ -131,9 +131,16 @@ impl ExperimentConfig {
                 .count(),
         }
     }
-    /// Builds the network with the config's seed and plastic edge classes.
+    /// Builds the network with the config's seed and plastic edge classes;
+    /// with STDP on, the plastic edges' initial weights are clipped to
+    /// `[stdp.w_min, stdp.w_max]`, the range the rule keeps them in
+    /// ([`crate::network::Network::clip_plastic_weights`]).
     pub fn build_network(&self) -> Result<crate::network::Network, crate::network::NetworkError> {
-        self.network.build(self.seed, &self.plastic_edges)
+        let mut net = self.network.build(self.seed, &self.plastic_edges)?;
+        if let Some(p) = self.run.stdp() {
+            net.clip_plastic_weights(p.w_min(), p.w_max());
+        }
+        Ok(net)
     }
 }
 

@@ -502,3 +502,62 @@ fn huge_and_tiny_numbers_print_short_in_messages() {
     ));
     assert!(e.contains("tortuosity") && e.contains("exactly 2"), "{e}");
 }
+
+#[test]
+fn no_plastic_weight_starts_outside_the_stdp_clip() {
+    // Experiment 3 at N = 200 and at the --quick N = 50, and experiment 2:
+    // the draw (inhibitory U(-7/3, 0) x sqrt(50/N)) reaches below w_min = -1,
+    // so without the build-time clip some plastic weights start outside.
+    let quick = replaced("n_recurrent = 200", "n_recurrent = 50");
+    for (name, text) in [
+        ("weights.toml", base()),
+        ("weights.toml, N = 50", quick),
+        (
+            "stdp.toml",
+            std::fs::read_to_string(shipped("stdp.toml")).unwrap(),
+        ),
+    ] {
+        let cfg = parse(&text, Path::new(name))
+            .and_then(|r| r.check(Path::new(name)))
+            .unwrap();
+        let p = *cfg.run().stdp().expect("STDP on");
+        let net = cfg.build_network().unwrap();
+        let plastic = net.plastic_edges();
+        assert!(!plastic.is_empty(), "{name}: no plastic edges");
+        let outside = |w: &[f32]| {
+            plastic
+                .iter()
+                .filter(|&&e| {
+                    let w = w[e as usize] as f64;
+                    w < p.w_min() || w > p.w_max()
+                })
+                .count()
+        };
+        assert_eq!(outside(net.edge_weight()), 0, "{name}");
+        // The drawn weights before the clip: the same network otherwise.
+        let drawn = cfg
+            .network()
+            .build(cfg.seed(), cfg.plastic_edges())
+            .unwrap();
+        let n_out = outside(drawn.edge_weight());
+        println!(
+            "{name}: {n_out} of {} plastic weights drawn outside",
+            plastic.len()
+        );
+        for e in 0..net.n_edges() {
+            let (a, b) = (net.edge_weight()[e], drawn.edge_weight()[e]);
+            if !net.edge_plastic()[e] || (b as f64 >= p.w_min() && b as f64 <= p.w_max()) {
+                assert_eq!(
+                    a, b,
+                    "{name}: edge {e} changed but was in range or not plastic"
+                );
+            }
+        }
+        if name.starts_with("weights") {
+            assert!(
+                n_out > 0,
+                "{name}: the draw no longer reaches outside the clip"
+            );
+        }
+    }
+}

@@ -300,6 +300,26 @@ impl Network {
         self.rebuild_plastic_index();
     }
 
+    /// Clips the initial weight of every plastic edge to `[w_min, w_max]` (in
+    /// f64, then stored as f32, as the STDP update does) and returns how many
+    /// changed. STDP keeps a plastic weight in that range once it has updated
+    /// it; clipping at build time makes the initial state one the rule can
+    /// reach, instead of a weight outside it that its first update of either
+    /// sign snaps to the bound (`docs/experiments/weights.md`).
+    pub fn clip_plastic_weights(&mut self, w_min: f64, w_max: f64) -> usize {
+        let mut changed = 0;
+        for (w, &p) in self.edge_weight.iter_mut().zip(&self.edge_plastic) {
+            if p {
+                let c = (*w as f64).clamp(w_min, w_max) as f32;
+                if c != *w {
+                    *w = c;
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
     /// Position of each node (um).
     pub fn position_um(&self) -> &[[f64; 3]] {
         &self.position_um
@@ -486,5 +506,31 @@ mod tests {
         bad.params.threshold = 0.0;
         let err = Network::from_edges(&[bad], &[]).unwrap_err();
         assert!(err.to_string().contains("threshold"), "{err}");
+    }
+
+    #[test]
+    fn clip_touches_only_plastic_edges_outside_the_range() {
+        let nodes = vec![
+            node(Population::Input),
+            node(Population::Recurrent),
+            node(Population::Recurrent),
+        ];
+        let mut edges = vec![edge(0, 1), edge(1, 2), edge(2, 1), edge(0, 2)];
+        for (e, w) in edges.iter_mut().zip([-3.0f64, -1.5, 2.0, 0.25]) {
+            e.weight = w;
+        }
+        // edge(0, 1) and edge(0, 2) are input -> recurrent: not plastic below.
+        let mut net = Network::from_edges(&nodes, &edges).unwrap();
+        net.set_plastic_classes(&[EdgeClass::RecurrentToRecurrent]);
+        let before = net.edge_weight.clone();
+        assert_eq!(net.clip_plastic_weights(-1.0, 1.0), 2);
+        for ((&w, &b), &p) in net.edge_weight.iter().zip(&before).zip(&net.edge_plastic) {
+            assert_eq!(w, if p { b.clamp(-1.0, 1.0) } else { b });
+        }
+        assert!(
+            net.edge_weight.contains(&-3.0),
+            "a non-plastic weight was clipped"
+        );
+        assert_eq!(net.clip_plastic_weights(-1.0, 1.0), 0);
     }
 }

@@ -289,7 +289,7 @@ fn meta(net: &Network, context: Option<&ExportContext>) -> serde_json::Value {
         "arrays": arrays,
         "model": {
             "activation": "a node integrates arriving weights, each decaying with its summation_tau_ms; it activates when the sum reaches its threshold, then emits on every out-edge, each arriving after the edge's latency; arrivals within refractory_period_ms after an activation are lost",
-            "stdp": "pair-based, timing at the target: an arrival dt before an activation adds a_plus * exp(-dt / tau_plus_ms); an arrival dt after one adds -a_minus * exp(-dt / tau_minus_ms); weights clipped to [w_min, w_max]; only edges with edge_plastic = 1",
+            "stdp": "pair-based, timing at the target: an arrival dt before an activation adds a_plus * exp(-dt / tau_plus_ms); an arrival dt after one adds -a_minus * exp(-dt / tau_minus_ms); weights clipped to [w_min, w_max] (initial weights of plastic edges too, when the network is built); only edges with edge_plastic = 1",
             "order": "events in time order; ties by (time, edge, emission)",
             "stimulus": "input node i is pixel i (row-major); intensity = pixel / 255; a pixel with intensity > intensity_threshold drives its node at r = max_rate_hz * intensity, period P = max(1000 / r, R of the input node) ms; regular trains fire at P/2, P/2 + P, ... < duration_ms; Poisson trains have dead time R and a seed per image (row_seed(config seed, row))",
         },
