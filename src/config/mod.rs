@@ -665,6 +665,18 @@ impl Checker<'_> {
             duration_ms: c.positive("stimulus.duration_ms", st.duration_ms.unwrap_or(duration))?,
             max_rate_hz: c.positive("stimulus.max_rate_hz", st.max_rate_hz)?,
             train: st.train,
+            latency_window_ms: match (st.train, st.latency_window_ms) {
+                (crate::stimulus::TrainKind::Latency, Some(w)) => {
+                    c.positive("stimulus.latency_window_ms", w)?
+                }
+                (crate::stimulus::TrainKind::Latency, None) => return Err(c.bad(
+                    "stimulus.latency_window_ms",
+                    "(missing)",
+                    "train = \"latency\" needs it: the spike time of a pixel of intensity 0, in ms",
+                )),
+                (_, Some(w)) => c.positive("stimulus.latency_window_ms", w)?,
+                (_, None) => 0.0,
+            },
         })
     }
 

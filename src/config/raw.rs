@@ -211,6 +211,10 @@ pub struct RawStimulus {
     pub max_rate_hz: f64,
     #[serde(default)]
     pub train: TrainKind,
+    /// `train = "latency"`: spike time of a pixel of intensity 0 (needed by
+    /// that train only). Unset stays out of the canonical text (config hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_window_ms: Option<f64>,
 }
 
 impl Default for RawStimulus {
@@ -220,6 +224,7 @@ impl Default for RawStimulus {
             duration_ms: None,
             max_rate_hz: d_max_rate(),
             train: TrainKind::Regular,
+            latency_window_ms: None,
         }
     }
 }

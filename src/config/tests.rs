@@ -561,3 +561,34 @@ fn no_plastic_weight_starts_outside_the_stdp_clip() {
         }
     }
 }
+
+#[test]
+fn the_timing_codes_parse_and_latency_needs_its_window() {
+    let e = error_of(&replaced("train = \"regular\"", "train = \"latency\""));
+    assert!(e.contains("stimulus.latency_window_ms"), "{e}");
+    assert!(e.contains("latency"), "{e}");
+    let e = error_of(&replaced(
+        "train = \"regular\"",
+        "train = \"latency\"\nlatency_window_ms = -3.0",
+    ));
+    assert!(
+        e.contains("stimulus.latency_window_ms") && e.contains("-3"),
+        "{e}"
+    );
+    let ok = |text: &str| {
+        parse(text, Path::new("t.toml"))
+            .and_then(|r| r.check(Path::new("t.toml")))
+            .unwrap()
+    };
+    let lat = ok(&replaced(
+        "train = \"regular\"",
+        "train = \"latency\"\nlatency_window_ms = 50.0",
+    ));
+    assert_eq!(lat.stimulus().train, crate::stimulus::TrainKind::Latency);
+    assert_eq!(lat.stimulus().latency_window_ms, 50.0);
+    let vol = ok(&replaced("train = \"regular\"", "train = \"volley\""));
+    assert_eq!(vol.stimulus().train, crate::stimulus::TrainKind::Volley);
+    // Unset, the key stays out of the canonical text, so no hash moves.
+    let canonical = toml::to_string(&parse(&base(), Path::new("t.toml")).unwrap()).unwrap();
+    assert!(!canonical.contains("latency_window_ms"), "{canonical}");
+}

@@ -34,6 +34,14 @@
 //!   order, so a (pixels, params, seed) triple always gives the same train; the
 //!   caller derives the seed per image.
 //!
+//! - [`TrainKind::Latency`] (a timing code; deterministic): one spike per
+//!   driving pixel, earlier for brighter, at `t = latency_window_ms * (1 -
+//!   intensity)` (kept if `< duration_ms`): a pixel of 255 fires at 0, one
+//!   of intensity 0.5 at half the window. The rate and `R` play no part.
+//! - [`TrainKind::Volley`] (a timing code; deterministic): one spike per
+//!   driving pixel at `t = 0`, so only the network's latencies and
+//!   refractoriness shape what follows.
+//!
 //! Output is sorted by `(time_ms, node)`. Degenerate parameters give no
 //! spikes rather than a panic: a non-positive or NaN rate, duration or
 //! period; a NaN threshold; a negative or NaN `R` counts as 0. An infinite
@@ -53,6 +61,10 @@ pub enum TrainKind {
     Regular,
     /// Poisson spikes with the input refractory period as dead time (seeded).
     Poisson,
+    /// One spike per driving pixel at `latency_window_ms * (1 - intensity)`.
+    Latency,
+    /// One spike per driving pixel at t = 0.
+    Volley,
 }
 
 /// How pixels drive input nodes. Units: ms, Hz; intensity in [0, 1].
@@ -65,6 +77,9 @@ pub struct StimulusParams {
     /// Rate of a pixel of intensity 1; rate = `max_rate_hz * intensity`.
     pub max_rate_hz: f64,
     pub train: TrainKind,
+    /// [`TrainKind::Latency`]: the spike time of a pixel of intensity 0;
+    /// unused by the other trains.
+    pub latency_window_ms: f64,
 }
 
 /// R of input node `node` (the least allowed inter-spike interval of its
@@ -142,6 +157,17 @@ pub fn encode_image(
     let duration = params.duration_ms;
     let mut out = Vec::new();
     match params.train {
+        TrainKind::Latency | TrainKind::Volley => {
+            out.extend(pixels.iter().enumerate().filter_map(|(node, &p)| {
+                params.drive_rate_hz(p)?;
+                let time_ms = single_spike_ms(params, p);
+                // `< duration` is false for NaN too.
+                (time_ms < duration).then_some(ExternalActivation {
+                    node: node as u32,
+                    time_ms,
+                })
+            }));
+        }
         TrainKind::Regular => {
             let period_of = |node: usize, p: u8| {
                 let r = refractory_ms(input_refractory_ms, node);
@@ -214,6 +240,18 @@ pub fn encode_image(
     out
 }
 
+/// The one spike of a pixel under the timing codes.
+fn single_spike_ms(params: &StimulusParams, pixel: u8) -> f64 {
+    match params.train {
+        TrainKind::Latency => {
+            let intensity = f64::from(pixel) / 255.0;
+            // + 0.0: a full-intensity pixel gives 0, never -0.
+            params.latency_window_ms * (1.0 - intensity) + 0.0
+        }
+        _ => 0.0,
+    }
+}
+
 /// Expected number of activations [`encode_image`] produces for `pixels`.
 /// Regular: the exact count. Poisson: the sum over driven pixels of
 /// `r * D / (1 + r * R)` (rate in per ms), the stationary count of a Poisson
@@ -232,6 +270,12 @@ pub fn expected_spike_count(
             .map(|r| (r, refractory_ms(input_refractory_ms, node)))
     });
     match params.train {
+        TrainKind::Latency | TrainKind::Volley => pixels
+            .iter()
+            .filter(|&&p| {
+                params.drive_rate_hz(p).is_some() && single_spike_ms(params, p) < duration
+            })
+            .count() as f64,
         TrainKind::Regular => rates
             .filter_map(|(r, refractory)| {
                 params

@@ -28,6 +28,7 @@ fn params(train: TrainKind) -> P {
             duration_ms: 600.0,
             max_rate_hz: 100.0,
             train,
+            latency_window_ms: 40.0,
         },
         input_refractory_period_ms: 0.0,
     }
@@ -270,4 +271,30 @@ fn each_input_node_has_its_own_refractory_cap() {
         super::expected_spike_count(&[255, 255, 255], &p.s, &[5.0, 0.0]),
         1320.0
     );
+}
+
+#[test]
+fn timing_codes_give_the_spike_times_of_their_formulas() {
+    // Threshold 0.5: pixels 0 and 100 do not drive; 255, 204 and 153 do.
+    let px = [0u8, 255, 100, 204, 153];
+    let lat = encode_image(&px, &params(TrainKind::Latency), 0);
+    let expect = |p: u8| 40.0 * (1.0 - f64::from(p) / 255.0) + 0.0;
+    let got: Vec<(u32, f64)> = lat.iter().map(|a| (a.node, a.time_ms)).collect();
+    // Sorted by time: brightest first.
+    assert_eq!(got, vec![(1, 0.0), (3, expect(204)), (4, expect(153))]);
+    assert!(got[0].1.is_sign_positive());
+    assert_eq!(expected_spike_count(&px, &params(TrainKind::Latency)), 3.0);
+
+    let vol = encode_image(&px, &params(TrainKind::Volley), 0);
+    let got: Vec<(u32, f64)> = vol.iter().map(|a| (a.node, a.time_ms)).collect();
+    assert_eq!(got, vec![(1, 0.0), (3, 0.0), (4, 0.0)]);
+
+    // A window longer than the stimulus drops the spikes that fall after it.
+    let mut p = params(TrainKind::Latency);
+    p.latency_window_ms = 1000.0;
+    p.duration_ms = 300.0;
+    let late = encode_image(&px, &p, 0);
+    // 255 -> 0 ms, 204 -> 200 ms, 153 -> 400 ms (dropped).
+    assert_eq!(late.len(), 2);
+    assert_eq!(expected_spike_count(&px, &p), 2.0);
 }
