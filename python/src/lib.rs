@@ -757,15 +757,7 @@ fn score(
     rep.seed = cfg.seed();
     rep.dataset.n = labels.len();
     rep.protocol = ev.protocol().clone();
-    rep.results = scored.rows;
-    rep.baselines = baselines;
-    rep.timing.evaluate_s = t0.elapsed().as_secs_f64();
-    rep.notes = ev.into_notes();
-    if normalize == Normalize::L2 {
-        rep.notes.push(
-            "All vectors, baselines included, are L2-normalised before classification.".into(),
-        );
-    }
+    ev.fill_report(&mut rep, scored.rows, baselines, t0);
     Ok(rep)
 }
 

@@ -585,6 +585,29 @@ impl<'a> Evaluator<'a> {
     pub fn into_notes(self) -> Vec<String> {
         self.notes
     }
+
+    /// Puts an evaluation's outcome into `rep`: the scored rows, the
+    /// baselines, the time since `started`, and this evaluator's notes, with
+    /// the note that everything was L2-normalised when it was. What `geodyn
+    /// evaluate` and the Python `evaluate` both report.
+    pub fn fill_report(
+        self,
+        rep: &mut Report,
+        rows: Vec<ResultRow>,
+        baselines: Vec<ResultRow>,
+        started: Instant,
+    ) {
+        rep.results = rows;
+        rep.baselines = baselines;
+        rep.timing.evaluate_s = started.elapsed().as_secs_f64();
+        let l2 = self.normalize;
+        rep.notes = self.into_notes();
+        if l2 {
+            rep.notes.push(
+                "All vectors, baselines included, are L2-normalised before classification.".into(),
+            );
+        }
+    }
 }
 
 /// Embedding matrices to evaluate, one per view, loaded one at a time.
@@ -931,15 +954,7 @@ pub fn evaluate(
         }
     }
     let mut rep = dir_report(&cfg, &manifest, &reference, ev.protocol().clone());
-    rep.results = scored.rows;
-    rep.baselines = baselines;
-    rep.timing.evaluate_s = t0.elapsed().as_secs_f64();
-    rep.notes = ev.into_notes();
-    if normalize == Normalize::L2 {
-        rep.notes.push(
-            "All vectors, baselines included, are L2-normalised before classification.".into(),
-        );
-    }
+    ev.fill_report(&mut rep, scored.rows, baselines, t0);
     rep.notes.push(format!(
         "Encode: {} threads; arrivals per second counts all threads.",
         manifest.threads
