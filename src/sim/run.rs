@@ -279,9 +279,11 @@ impl Simulator<'_> {
         ws.state.reset(self.net, &self.plastic_edge, weights);
     }
 
+    /// The epoch of time `t`: the same product the queue uses when it
+    /// writes arrivals (`self.inv_epoch`), so both agree on every boundary.
     #[inline(always)]
     fn epoch_of(&self, t: f64) -> u64 {
-        (t * (1.0 / self.epoch_ms)) as u64
+        (t * self.inv_epoch) as u64
     }
 
     /// Every epoch up to the end of the run, in order; empty stretches with
