@@ -10,8 +10,8 @@
 
 use super::events::{Emission, Ev, EXTERNAL, NOT_PLASTIC};
 use super::params::StdpParams;
-use super::prepare::Simulator;
-use super::run::Workspace;
+use super::prepare::{Part, Simulator};
+use super::run::PartSpace;
 use crate::network::{EdgeId, Network, NodeId};
 use crate::record::{Activation, RecordSpec, Recording, RunTotals};
 
@@ -19,8 +19,10 @@ use crate::record::{Activation, RecordSpec, Recording, RunTotals};
 /// quantities are stored scaled by exp((t - origin)/tau) (see the `sim` doc).
 #[derive(Debug, Default)]
 pub(super) struct NodeState {
-    /// The activations of the epoch being processed (sorted at flush).
-    epoch_activations: Vec<Activation>,
+    /// The activations of the epoch being processed, in processing order
+    /// (the run loop collects every part's at the end of the epoch and
+    /// queues their signals).
+    pub(super) fired: Vec<Activation>,
     /// Per node, what every arrival at it reads, in one record (one bounds
     /// check and one cache line per arrival instead of one per array).
     node: Vec<NodeHot>,
@@ -43,7 +45,7 @@ pub(super) struct NodeState {
 
 impl NodeState {
     /// The state at rest: potentials 0, no node refractory, traces empty.
-    pub(super) fn reset(&mut self, net: &Network, plastic_edge: &[EdgeId], weights: &[f32]) {
+    pub(super) fn reset(&mut self, net: &Network, part: &Part, weights: &[f32]) {
         fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
             v.clear();
             v.resize(len, x);
@@ -59,14 +61,14 @@ impl NodeState {
         }));
         self.plastic.clear();
         self.plastic
-            .extend(plastic_edge.iter().map(|&e| PlasticHot {
+            .extend(part.plastic_edge.iter().map(|&e| PlasticHot {
                 pre_trace: 0.0,
                 weight: weights[e as usize],
             }));
         fill(&mut self.activation_count, n, 0);
         self.emission_factor.clear();
         self.emissions = 0;
-        self.epoch_activations.clear();
+        self.fired.clear();
     }
 }
 
@@ -91,12 +93,19 @@ pub(super) struct NodeHot {
     threshold: f64,
 }
 
-/// The mutable context of one run.
-pub(super) struct Ctx<'s, 'a, 'w> {
+/// The mutable context of one part of one run. `rec` holds the part's
+/// per-node counts and activity (its own nodes' entries) and no activation
+/// list (the run loop keeps that); `snapshots` its values of the snapshot
+/// edges into its targets.
+pub(super) struct Ctx<'s, 'a> {
     pub(super) sim: &'s Simulator<'a>,
-    pub(super) weights: &'w mut [f32],
-    pub(super) spec: &'w RecordSpec,
-    pub(super) rec: &'w mut Recording,
+    pub(super) part: &'s Part,
+    /// The run's starting weights: read only during the run (plastic
+    /// weights live in `NodeState::plastic`).
+    pub(super) weights: &'s [f32],
+    pub(super) spec: &'s RecordSpec,
+    pub(super) rec: Recording,
+    pub(super) snapshots: Vec<Vec<f32>>,
     pub(super) totals: RunTotals,
     pub(super) origin: f64,
     /// The STDP parameters (zeros when off), and whether a lost arrival counts.
@@ -104,15 +113,25 @@ pub(super) struct Ctx<'s, 'a, 'w> {
     pub(super) lost_count_stdp: bool,
     /// `spec.node_counts`, kept here: the refractory path tests it.
     pub(super) node_counts: bool,
-    /// `RunLimits::max_events_in_flight`, and the count of the first
-    /// emission refused for passing it (the run loop then stops the run).
-    pub(super) max_in_flight: u64,
-    pub(super) in_flight_exceeded: Option<u64>,
 }
 
-impl Ctx<'_, '_, '_> {
+/// An activation of the epoch as every part sees it at the epoch's end:
+/// whether its signals leave (`emit`: it has out-edges, and they fit under
+/// the in-flight limit) and its emission factors exp((t - origin)/tau) for
+/// tau_s, tau_plus, tau_minus (zeros without the tables), computed once for
+/// all parts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Fired {
+    pub(super) node: NodeId,
+    pub(super) t: f64,
+    pub(super) cause: Option<EdgeId>,
+    pub(super) emit: bool,
+    pub(super) factor: [f64; 3],
+}
+
+impl Ctx<'_, '_> {
     /// Moves the origin of the scaled quantities to `new_origin`.
-    pub(super) fn rebase(&mut self, ws: &mut Workspace, new_origin: f64) {
+    pub(super) fn rebase(&mut self, ws: &mut PartSpace, new_origin: f64) {
         let s = self.sim;
         let st = &mut ws.state;
         let shift = new_origin - self.origin;
@@ -134,27 +153,15 @@ impl Ctx<'_, '_, '_> {
         self.origin = new_origin;
     }
 
-    /// Appends the epoch's activations in (time, node) order.
-    pub(super) fn flush_activations(&mut self, ws: &mut Workspace) {
-        let acts = &mut ws.state.epoch_activations;
-        if !acts.is_empty() {
-            acts.sort_unstable_by(|a, b| a.time_ms.total_cmp(&b.time_ms).then(a.node.cmp(&b.node)));
-            self.rec.activations.append(acts);
-        }
-    }
-
     /// Processes, in order, every sorted event of the epoch with time <= limit.
     #[inline(never)]
     pub(super) fn phase<const STDP: bool, const TABLES: bool>(
         &mut self,
-        ws: &mut Workspace,
+        ws: &mut PartSpace,
         limit: f64,
-        epoch: u64,
-        mask: u64,
     ) {
         // Taken out of the queue for the loop, so that their lengths and
-        // data stay in registers while `process` mutates the rest of the
-        // queue (it only parks emissions).
+        // data stay in registers while `process` mutates the state.
         let order = std::mem::take(&mut ws.queue.order);
         let events = std::mem::take(&mut ws.queue.current);
         let mut c = ws.queue.cursor;
@@ -164,7 +171,7 @@ impl Ctx<'_, '_, '_> {
                 break;
             }
             c += 1;
-            self.process::<STDP, TABLES>(ws, k.target as usize, k, epoch, mask);
+            self.process::<STDP, TABLES>(ws, k.target as usize, k);
         }
         ws.queue.cursor = c;
         ws.queue.order = order;
@@ -175,11 +182,9 @@ impl Ctx<'_, '_, '_> {
     #[inline(always)]
     fn process<const STDP: bool, const TABLES: bool>(
         &mut self,
-        ws: &mut Workspace,
+        ws: &mut PartSpace,
         j: usize,
         k: Ev,
-        epoch: u64,
-        mask: u64,
     ) {
         let s = self.sim;
         let t = k.t();
@@ -244,7 +249,7 @@ impl Ctx<'_, '_, '_> {
             }
             cause = Some(edge as EdgeId);
         }
-        self.activate::<STDP, TABLES>(ws, j, t, cause, epoch, mask);
+        self.activate::<STDP, TABLES>(ws, j, t, cause);
     }
 
     /// STDP at a plastic arrival on plastic index `pi`, of weight
@@ -255,7 +260,7 @@ impl Ctx<'_, '_, '_> {
     #[inline(always)]
     fn depress(
         &mut self,
-        ws: &mut Workspace,
+        ws: &mut PartSpace,
         j: usize,
         pi: usize,
         w: f64,
@@ -277,17 +282,17 @@ impl Ctx<'_, '_, '_> {
     }
 
     /// Node j activates at t (`cause`: the arrival that made it, `None` for
-    /// the stimulus): reset, record, potentiate, emit on every out-edge.
+    /// the stimulus): reset, record, potentiate. Its signals leave at the end
+    /// of the epoch (none arrives in it), when the run loop has every part's
+    /// activations (see `emit_fired`).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn activate<const STDP: bool, const TABLES: bool>(
         &mut self,
-        ws: &mut Workspace,
+        ws: &mut PartSpace,
         j: usize,
         t: f64,
         cause: Option<EdgeId>,
-        epoch: u64,
-        mask: u64,
     ) {
         ws.state.node[j].potential = 0.0;
         ws.state.node[j].last_activation = t;
@@ -296,12 +301,11 @@ impl Ctx<'_, '_, '_> {
         if STDP {
             self.potentiate(ws, j, rel);
         }
-        self.emit::<STDP, TABLES>(ws, j, t, rel, epoch, mask);
     }
 
     /// Counts and (if asked) records the activation of j at t.
     #[inline(always)]
-    fn record_activation(&mut self, ws: &mut Workspace, j: usize, t: f64, cause: Option<EdgeId>) {
+    fn record_activation(&mut self, ws: &mut PartSpace, j: usize, t: f64, cause: Option<EdgeId>) {
         self.totals.activations += 1;
         ws.state.activation_count[j] += 1;
         if self.spec.node_counts {
@@ -312,25 +316,25 @@ impl Ctx<'_, '_, '_> {
             let bin = ((t / bw) as usize).min(bins - 1);
             self.rec.activity[j * bins + bin] += 1;
         }
-        if self.spec.activations {
-            ws.state.epoch_activations.push(Activation {
-                node: j as NodeId,
-                time_ms: t,
-                causal_edge: cause,
-            });
-        }
+        ws.state.fired.push(Activation {
+            node: j as NodeId,
+            time_ms: t,
+            causal_edge: cause,
+        });
     }
 
     /// STDP at an activation of j (`rel` = t - origin): every incoming plastic
     /// edge is potentiated by its pre trace, then the post trace steps by 1.
     #[inline(always)]
-    fn potentiate(&mut self, ws: &mut Workspace, j: usize, rel: f64) {
+    fn potentiate(&mut self, ws: &mut PartSpace, j: usize, rel: f64) {
         let s = self.sim;
         let p = self.stdp;
         let st = &mut ws.state;
         // Potentiation: x_e(t) = pre_trace * exp(-(t - origin)/tau_plus).
         let h = (-rel * s.inv_tau_plus).exp();
-        let range = s.in_offsets[j] as usize..s.in_offsets[j + 1] as usize;
+        let local = j - self.part.lo as usize;
+        let offsets = &self.part.in_offsets;
+        let range = offsets[local] as usize..offsets[local + 1] as usize;
         let mut updates = 0u64;
         // As in `depress`: computed and selected, no branch per edge.
         for x in &mut st.plastic[range] {
@@ -344,57 +348,39 @@ impl Ctx<'_, '_, '_> {
         st.node[j].post_trace += (rel * s.inv_tau_minus).exp();
     }
 
-    /// Queues the signals of j's activation at t (`rel` = t - origin) on
-    /// every out-edge: one emission in the wheel, drained epoch by epoch.
-    #[inline(always)]
-    fn emit<const STDP: bool, const TABLES: bool>(
+    /// Queues, on this part's out-edges, the signals of the epoch's
+    /// activations (every part's, in (time, node) order): one emission per
+    /// activation with edges into this part, drained epoch by epoch. Its id
+    /// is this part's count of emissions: ids order only the arrivals of one
+    /// edge at one instant, which come from one node, whose activations keep
+    /// their order, so the result does not depend on the parts.
+    pub(super) fn emit_fired<const TABLES: bool>(
         &mut self,
-        ws: &mut Workspace,
-        j: usize,
-        t: f64,
-        rel: f64,
+        ws: &mut PartSpace,
+        fired: &[Fired],
         epoch: u64,
         mask: u64,
     ) {
         let s = self.sim;
-        let net = s.net;
-        let (lo, hi) = (net.out_offsets[j], net.out_offsets[j + 1]);
-        if lo == hi {
-            return;
+        let part = self.part;
+        for f in fired.iter().filter(|f| f.emit) {
+            let i = f.node as usize;
+            let (lo, hi) = (part.out_offsets[i], part.out_offsets[i + 1]);
+            if lo == hi {
+                continue;
+            }
+            let id = ws.state.emissions;
+            ws.state.emissions += 1;
+            if TABLES {
+                ws.state.emission_factor.push(f.factor);
+            }
+            let em = Emission {
+                t: f.t,
+                next: lo,
+                end: hi,
+                id,
+            };
+            ws.queue.emit(em, &part.out_edges, s.inv_epoch, epoch, mask);
         }
-        // The limit is checked here, once per activation, rather than per
-        // epoch: one epoch can multiply the signals in flight by the fan-out,
-        // so a check between epochs would bound the work only loosely.
-        // Refused signals are dropped; the run ends with an error after this
-        // epoch.
-        let in_flight = ws.queue.in_flight + (hi - lo) as u64;
-        if in_flight > self.max_in_flight {
-            self.in_flight_exceeded.get_or_insert(in_flight);
-            return;
-        }
-        let id = ws.state.emissions;
-        ws.state.emissions += 1;
-        if TABLES {
-            ws.state.emission_factor.push([
-                (rel * s.inv_tau_s_uniform).exp(),
-                if STDP {
-                    (rel * s.inv_tau_plus).exp()
-                } else {
-                    0.0
-                },
-                if STDP {
-                    (rel * s.inv_tau_minus).exp()
-                } else {
-                    0.0
-                },
-            ]);
-        }
-        let em = Emission {
-            t,
-            next: lo,
-            end: hi,
-            id,
-        };
-        ws.queue.emit(em, &s.out_edges, s.inv_epoch, epoch, mask);
     }
 }

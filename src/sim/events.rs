@@ -324,6 +324,12 @@ impl EventQueue {
         self.in_ring > 0
     }
 
+    /// Emissions waiting in the wheel's bucket of `epoch` (a measure of
+    /// the epoch's work, known before it is gathered).
+    pub(super) fn due_in_ring(&self, epoch: u64, mask: u64) -> usize {
+        self.ring.get((epoch & mask) as usize).map_or(0, Vec::len)
+    }
+
     /// The epoch of the first parked emission, if any.
     pub(super) fn next_parked(&self) -> Option<u64> {
         self.parked.peek().map(|Reverse(p)| p.epoch)
@@ -457,6 +463,13 @@ impl EventQueue {
         self.slot_of[self.written] = s as u32;
         self.slot_count[s + 1] += 1;
         self.written += 1;
+    }
+
+    /// An epoch with no events for this queue: nothing to process (its
+    /// phases still run, for the snapshots due in it).
+    pub(super) fn clear_epoch(&mut self) {
+        self.order.clear();
+        self.cursor = 0;
     }
 
     /// True when the epoch has no events.

@@ -11,27 +11,28 @@ const MAX_TABLED_EXPONENT: f64 = 200.0;
 /// A network prepared for simulation with given run parameters: the per-edge
 /// factor tables, the plastic-edge index and the queue geometry. Immutable and
 /// shareable across threads; each thread brings its own [`super::Workspace`].
+///
+/// The targets are cut into [`Part`]s, contiguous ranges of nodes with about
+/// equal numbers of in-edges, each with the out-edge table of the edges into
+/// it. Within an epoch the targets are independent (nothing emitted in an
+/// epoch arrives in it), so the parts of one run are processed in parallel,
+/// and they meet only at the end of each epoch, where every part queues the
+/// epoch's activations on its own out-edges. A run's result does not depend
+/// on the number of parts (see `run`); one part is the plain engine.
 #[derive(Debug)]
 pub struct Simulator<'a> {
     pub(super) net: &'a Network,
     pub(super) params: RunParams,
-    /// Per edge: its index into the compact plastic arrays (CSC order by
-    /// target), or NOT_PLASTIC.
+    /// Per edge: its index into its part's compact plastic arrays (CSC order
+    /// by target), or NOT_PLASTIC.
     pub(super) plastic_index: Vec<u32>,
-    /// Edge id of each compact plastic index.
-    pub(super) plastic_edge: Vec<EdgeId>,
-    /// Per target node: its incoming plastic edges are plastic_index range
-    /// `in_offsets[j]..in_offsets[j+1]`.
-    pub(super) in_offsets: Vec<u32>,
+    pub(super) parts: Vec<Part>,
     pub(super) inv_tau_s: Vec<f64>,
     /// Uniform summation tau over all targets of edges (enables the tables).
     pub(super) tables: bool,
     pub(super) inv_tau_s_uniform: f64,
     pub(super) inv_tau_plus: f64,
     pub(super) inv_tau_minus: f64,
-    /// Each node's out-edges (its `Network::out_offsets` range) in latency
-    /// order, with what emission writes into an event.
-    pub(super) out_edges: Vec<OutEdge>,
     pub(super) epoch_ms: f64,
     /// 1 / epoch_ms: the one product that assigns a time to its epoch.
     pub(super) inv_epoch: f64,
@@ -39,71 +40,137 @@ pub struct Simulator<'a> {
     pub(super) max_inv_tau: f64,
 }
 
-/// The compact plastic arrays: per edge its plastic index (or NOT_PLASTIC),
-/// per plastic index its edge, per target its range of plastic indices.
-struct PlasticLayout {
-    index: Vec<u32>,
-    edge: Vec<EdgeId>,
-    in_offsets: Vec<u32>,
+/// The targets `lo..hi` and what processing their events reads: the edges
+/// into them, as each source's out-edges in latency order, and their plastic
+/// in-edges.
+#[derive(Debug)]
+pub(super) struct Part {
+    pub(super) lo: u32,
+    pub(super) hi: u32,
+    /// Source i's edges into this part are `out_edges[out_offsets[i]..
+    /// out_offsets[i + 1]]`, sorted by (latency, edge id), with what emission
+    /// writes into an event.
+    pub(super) out_offsets: Vec<u32>,
+    pub(super) out_edges: Vec<OutEdge>,
+    /// Edge id of each of this part's compact plastic indices.
+    pub(super) plastic_edge: Vec<EdgeId>,
+    /// Per target node j of this part: its incoming plastic edges are
+    /// plastic indices `in_offsets[j - lo]..in_offsets[j - lo + 1]`.
+    pub(super) in_offsets: Vec<u32>,
 }
 
-/// Builds the compact plastic arrays in CSC order by target, so potentiation
-/// walks memory in order. With STDP off no edge is plastic.
-fn plastic_layout(net: &Network, stdp_on: bool) -> PlasticLayout {
+impl Part {
+    /// Whether node j is one of this part's targets.
+    pub(super) fn owns(&self, j: u32) -> bool {
+        (self.lo..self.hi).contains(&j)
+    }
+}
+
+/// Cuts the nodes into `parts` contiguous ranges with about equal numbers of
+/// in-edges (the work of a part is its arrivals), as `parts + 1` bounds.
+/// Fewer ranges when there are fewer nodes; at least one.
+fn part_bounds(net: &Network, parts: usize) -> Vec<u32> {
     let n = net.n_nodes();
-    let mut index = vec![NOT_PLASTIC; net.n_edges()];
-    let mut edge = Vec::new();
-    let mut in_offsets = vec![0u32; n + 1];
+    let parts = parts.clamp(1, n.max(1));
+    let mut in_degree = vec![0u64; n];
+    for &t in &net.edge_target {
+        in_degree[t as usize] += 1;
+    }
+    // Each node weighs its in-degree plus one, so nodes without in-edges
+    // (inputs) still spread.
+    let total: u64 = in_degree.iter().map(|d| d + 1).sum();
+    let mut bounds = vec![0u32];
+    let mut acc = 0u64;
+    for (j, d) in in_degree.iter().enumerate() {
+        acc += d + 1;
+        let k = bounds.len() as u64;
+        if (k as usize) < parts && acc * parts as u64 >= k * total {
+            bounds.push(j as u32 + 1);
+        }
+    }
+    bounds.push(n as u32);
+    bounds.dedup();
+    if bounds.len() == 1 {
+        bounds.push(n as u32);
+    }
+    bounds
+}
+
+/// The per-edge factors exp(latency / tau) of an out-edge (zeros without
+/// the tables), each the same product as before the parts existed.
+struct Factors {
+    on: bool,
+    inv_tau_s: f64,
+    inv_tau_plus: f64,
+    inv_tau_minus: f64,
+}
+
+/// One part: its plastic in-edges in CSC order by target (so potentiation
+/// walks memory in order; none with STDP off), numbering them in
+/// `plastic_index`, and its out-edge table.
+fn build_part(
+    net: &Network,
+    lo: u32,
+    hi: u32,
+    stdp_on: bool,
+    factors: &Factors,
+    plastic_index: &mut [u32],
+) -> Part {
+    let mut plastic_edge = Vec::new();
+    let mut in_offsets = vec![0u32; (hi - lo) as usize + 1];
     if stdp_on {
-        for j in 0..n {
+        for j in lo..hi {
+            let j = j as usize;
             for &e in &net.in_plastic_edges
                 [net.in_plastic_offsets[j] as usize..net.in_plastic_offsets[j + 1] as usize]
             {
-                index[e as usize] = edge.len() as u32;
-                edge.push(e);
+                plastic_index[e as usize] = plastic_edge.len() as u32;
+                plastic_edge.push(e);
             }
-            in_offsets[j + 1] = edge.len() as u32;
+            in_offsets[j + 1 - lo as usize] = plastic_edge.len() as u32;
         }
     }
-    PlasticLayout {
-        index,
-        edge,
+    let n = net.n_nodes();
+    let mut out_offsets = Vec::with_capacity(n + 1);
+    out_offsets.push(0u32);
+    let mut out_edges = Vec::new();
+    for i in 0..n {
+        let start = out_edges.len();
+        let range = net.out_offsets[i] as usize..net.out_offsets[i + 1] as usize;
+        let edges = range.clone().zip(&net.edge_target[range.clone()]);
+        let per_edge = net.edge_latency_ms[range.clone()]
+            .iter()
+            .zip(&plastic_index[range]);
+        for ((e, &target), (&latency, &pi)) in edges.zip(per_edge) {
+            if !(lo..hi).contains(&target) {
+                continue;
+            }
+            let plastic = pi != NOT_PLASTIC;
+            let f = |on: bool, inv_tau: f64| if on { (latency * inv_tau).exp() } else { 0.0 };
+            out_edges.push(OutEdge {
+                latency,
+                edge: e as u32,
+                target,
+                plastic: pi,
+                f_s: f(factors.on, factors.inv_tau_s),
+                f_plus: f(factors.on && plastic, factors.inv_tau_plus),
+                f_minus: f(factors.on && plastic, factors.inv_tau_minus),
+            });
+        }
+        // By (latency, edge id): an emission's arrivals come out in time
+        // order, ties by edge id (the event order's next key).
+        out_edges[start..]
+            .sort_unstable_by(|a, b| a.latency.total_cmp(&b.latency).then(a.edge.cmp(&b.edge)));
+        out_offsets.push(out_edges.len() as u32);
+    }
+    Part {
+        lo,
+        hi,
+        out_offsets,
+        out_edges,
+        plastic_edge,
         in_offsets,
     }
-}
-
-/// Every node's out-edges sorted by (latency, edge id) within its CSR range,
-/// so an emission's arrivals are in time order (ties by edge id, which is
-/// the event order's next key), with the edge's factor tables (empty
-/// tables: zeros, unused).
-fn out_edge_table(
-    net: &Network,
-    plastic_index: &[u32],
-    f_s: &[f64],
-    f_plus: &[f64],
-    f_minus: &[f64],
-) -> Vec<OutEdge> {
-    let mut out: Vec<OutEdge> = (0..net.n_edges())
-        .map(|e| {
-            let pi = plastic_index[e];
-            let per_plastic = |f: &[f64]| f.get(pi as usize).copied().unwrap_or(0.0);
-            OutEdge {
-                latency: net.edge_latency_ms[e],
-                edge: e as u32,
-                target: net.edge_target[e],
-                plastic: pi,
-                f_s: f_s.get(e).copied().unwrap_or(0.0),
-                f_plus: per_plastic(f_plus),
-                f_minus: per_plastic(f_minus),
-            }
-        })
-        .collect();
-    for i in 0..net.n_nodes() {
-        let (lo, hi) = (net.out_offsets[i] as usize, net.out_offsets[i + 1] as usize);
-        out[lo..hi]
-            .sort_unstable_by(|a, b| a.latency.total_cmp(&b.latency).then(a.edge.cmp(&b.edge)));
-    }
-    out
 }
 
 /// Whether the targets of all edges share one 1/tau_s, and that value (0.0
@@ -125,35 +192,22 @@ fn uniform_inv_tau(net: &Network, inv_tau_s: &[f64]) -> (bool, f64) {
     (uniform, target_tau.unwrap_or(0.0))
 }
 
-/// exp(latency / tau) per edge for tau_s, and per plastic edge for tau_plus
-/// and tau_minus.
-fn factor_tables(
-    net: &Network,
-    plastic_edge: &[EdgeId],
-    inv_tau_s: f64,
-    inv_tau_plus: f64,
-    inv_tau_minus: f64,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let per_plastic = |inv_tau: f64| -> Vec<f64> {
-        plastic_edge
-            .iter()
-            .map(|&e| (net.edge_latency_ms[e as usize] * inv_tau).exp())
-            .collect()
-    };
-    (
-        net.edge_latency_ms
-            .iter()
-            .map(|l| (l * inv_tau_s).exp())
-            .collect(),
-        per_plastic(inv_tau_plus),
-        per_plastic(inv_tau_minus),
-    )
-}
-
 impl<'a> Simulator<'a> {
     /// Prepares `net` for runs with `params` (computes the factor tables once).
     pub fn new(net: &'a Network, params: &RunParams) -> Result<Simulator<'a>, SimError> {
-        Simulator::build(net, params, true)
+        Simulator::build(net, params, true, 1)
+    }
+
+    /// As [`Simulator::new`], with the targets cut into `parts` parts that
+    /// each run processes in parallel (on the current rayon pool): for one
+    /// large network on several threads. The result is the same, bit for
+    /// bit, for any number of parts; more parts than nodes are fewer parts.
+    pub fn with_parts(
+        net: &'a Network,
+        params: &RunParams,
+        parts: usize,
+    ) -> Result<Simulator<'a>, SimError> {
+        Simulator::build(net, params, true, parts)
     }
 
     /// As [`Simulator::new`], but computing every decay with `exp` per arrival
@@ -162,20 +216,29 @@ impl<'a> Simulator<'a> {
         net: &'a Network,
         params: &RunParams,
     ) -> Result<Simulator<'a>, SimError> {
-        Simulator::build(net, params, false)
+        Simulator::build(net, params, false, 1)
+    }
+
+    #[cfg(test)]
+    pub(super) fn with_parts_without_tables(
+        net: &'a Network,
+        params: &RunParams,
+        parts: usize,
+    ) -> Result<Simulator<'a>, SimError> {
+        Simulator::build(net, params, false, parts)
     }
 
     fn build(
         net: &'a Network,
         params: &RunParams,
         allow_tables: bool,
+        parts: usize,
     ) -> Result<Simulator<'a>, SimError> {
         // The parameters were checked when made (RunParams::new, StdpParams::new).
         let (inv_tau_plus, inv_tau_minus) = match params.stdp() {
             Some(s) => (1.0 / s.tau_plus_ms(), 1.0 / s.tau_minus_ms()),
             None => (0.0, 0.0),
         };
-        let plastic = plastic_layout(net, params.stdp().is_some());
         let inv_tau_s: Vec<f64> = net.summation_tau_ms.iter().map(|t| 1.0 / t).collect();
         let (uniform, inv_tau_s_uniform) = uniform_inv_tau(net, &inv_tau_s);
         let (mut lat_min, mut lat_max) = (f64::INFINITY, 0.0f64);
@@ -188,17 +251,6 @@ impl<'a> Simulator<'a> {
             .copied()
             .fold(inv_tau_plus.max(inv_tau_minus), f64::max);
         let tables = allow_tables && uniform && lat_max * max_inv_tau <= MAX_TABLED_EXPONENT;
-        let (f_s, f_plus, f_minus) = if tables {
-            factor_tables(
-                net,
-                &plastic.edge,
-                inv_tau_s_uniform,
-                inv_tau_plus,
-                inv_tau_minus,
-            )
-        } else {
-            (Vec::new(), Vec::new(), Vec::new())
-        };
         let (epoch_ms, ring_len) = epoch_geometry(net.n_edges() > 0, lat_min, lat_max, max_inv_tau);
         if params.duration_ms() / epoch_ms > 1e9 {
             return Err(SimError::TooLong {
@@ -208,19 +260,37 @@ impl<'a> Simulator<'a> {
                 tau: 1.0 / max_inv_tau,
             });
         }
-        let out_edges = out_edge_table(net, &plastic.index, &f_s, &f_plus, &f_minus);
+        let factors = Factors {
+            on: tables,
+            inv_tau_s: inv_tau_s_uniform,
+            inv_tau_plus,
+            inv_tau_minus,
+        };
+        let mut plastic_index = vec![NOT_PLASTIC; net.n_edges()];
+        let bounds = part_bounds(net, parts);
+        let parts = bounds
+            .windows(2)
+            .map(|b| {
+                build_part(
+                    net,
+                    b[0],
+                    b[1],
+                    params.stdp().is_some(),
+                    &factors,
+                    &mut plastic_index,
+                )
+            })
+            .collect();
         Ok(Simulator {
             net,
             params: params.clone(),
-            plastic_index: plastic.index,
-            plastic_edge: plastic.edge,
-            in_offsets: plastic.in_offsets,
+            plastic_index,
+            parts,
             inv_tau_s,
             tables,
             inv_tau_s_uniform,
             inv_tau_plus,
             inv_tau_minus,
-            out_edges,
             epoch_ms,
             inv_epoch: 1.0 / epoch_ms,
             ring_len,
@@ -236,16 +306,30 @@ impl<'a> Simulator<'a> {
         &self.params
     }
 
+    /// How many parts the targets are cut into (see [`Simulator::with_parts`]).
+    pub fn n_parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The part whose targets include node j.
+    pub(super) fn part_of(&self, j: u32) -> usize {
+        self.parts.partition_point(|p| p.hi <= j)
+    }
+
     /// Bytes of the prepared tables plus one workspace's dynamic state.
     pub fn state_bytes(&self) -> usize {
         let n = self.net.n_nodes();
         let m = self.net.n_edges();
-        let p = self.plastic_edge.len();
+        let parts = self.parts.len();
+        let p: usize = self.parts.iter().map(|p| p.plastic_edge.len()).sum();
         // Per edge: the out-edge table and the plastic index; per plastic
-        // edge: its id and its run state; per node: its run record and
-        // activation count (the epoch buffers are not counted).
+        // edge: its id and its run state; per node and part: the part's
+        // out-edge offsets, and its run record and activation count (a part
+        // keeps them for every node); per target, its plastic offsets (the
+        // epoch buffers are not counted).
         m * (std::mem::size_of::<OutEdge>() + 4)
             + p * (4 + std::mem::size_of::<super::dynamics::PlasticHot>())
-            + n * (std::mem::size_of::<super::dynamics::NodeHot>() + 8)
+            + parts * n * (4 + std::mem::size_of::<super::dynamics::NodeHot>() + 8)
+            + n * 4
     }
 }

@@ -513,19 +513,33 @@ fn check_given_weights_against_reference(
     let net = given;
     let (ref_acts, ref_w) = reference_simulation(net, p, s, dur);
     let params = RunParams::new(dur, Some(*p)).unwrap();
-    let sim = if tables {
-        Simulator::new(prepared, &params).unwrap()
-    } else {
-        Simulator::new_without_tables(prepared, &params).unwrap()
-    };
     let spec = RecordSpec {
         activations: true,
         ..Default::default()
     };
-    let mut w = net.edge_weight.clone();
-    let rec = sim
-        .run(&mut Workspace::default(), &mut w, s, &spec)
-        .unwrap();
+    // One part (the plain engine), then the targets cut into parts that
+    // must give the same bits.
+    let mut runs = [1, 2, 3].map(|parts| {
+        let sim = if tables {
+            Simulator::with_parts(prepared, &params, parts).unwrap()
+        } else {
+            Simulator::with_parts_without_tables(prepared, &params, parts).unwrap()
+        };
+        assert_eq!(sim.n_parts(), parts);
+        let mut w = net.edge_weight.clone();
+        let rec = sim
+            .run(&mut Workspace::default(), &mut w, s, &spec)
+            .unwrap();
+        (rec, w)
+    });
+    let (rec, w) = std::mem::take(&mut runs[0]);
+    for (parts, other) in runs.iter().enumerate().skip(1) {
+        assert!(
+            other.0 == rec && other.1 == w,
+            "{} parts differ from one",
+            parts + 1
+        );
+    }
     let acts: Vec<(u32, f64)> = rec
         .activations
         .iter()
@@ -999,4 +1013,123 @@ fn a_run_uses_the_weights_it_is_given_not_the_networks() {
         *w *= if e % 3 == 0 { 1.3 } else { 0.8 };
     }
     check_given_weights_against_reference(&net, &given, &p, &s, 100.0, true);
+}
+
+/// A full recording (activations with causes, counts, activity, snapshots
+/// inside epochs) and the final weights of one run with the targets cut into
+/// `parts`, inside a rayon pool of `threads`.
+fn run_in_parts(
+    net: &Network,
+    params: &RunParams,
+    s: &[ExternalActivation],
+    parts: usize,
+    threads: usize,
+    tables: bool,
+) -> Result<(Recording, Vec<f32>), SimError> {
+    let spec = RecordSpec {
+        activations: true,
+        node_counts: true,
+        activity_bin_ms: Some(7.5),
+        weight_snapshots_ms: vec![3.3, 25.0, 25.0, 61.7, 99.99],
+        snapshot_edges: (0..net.n_edges() as u32).rev().step_by(3).collect(),
+    };
+    let sim = if tables {
+        Simulator::with_parts(net, params, parts)
+    } else {
+        Simulator::with_parts_without_tables(net, params, parts)
+    }?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut w = net.edge_weight.clone();
+        let mut ws = Workspace::default();
+        // Twice through one workspace: a reused workspace starts from rest.
+        sim.run(&mut ws, &mut w, s, &spec)?;
+        let mut w = net.edge_weight.clone();
+        let rec = sim.run(&mut ws, &mut w, s, &spec)?;
+        Ok((rec, w))
+    })
+}
+
+#[test]
+fn one_network_in_parts_gives_the_same_bits_at_any_part_and_thread_count() {
+    // Integer latencies on a third of the edges make ties (equal arrival
+    // times at one target, from several edges), R up to 4 ms refractory loss.
+    let mut net = test_network(50, 21);
+    for e in (0..net.n_edges()).step_by(3) {
+        net.edge_latency_ms[e] = 1.0 + (e % 4) as f64;
+    }
+    let s = test_stimulus(36, 17);
+    for stdp in [Some(reference_stdp()), None] {
+        let params = RunParams::new(100.0, stdp).unwrap();
+        for tables in [true, false] {
+            let one = run_in_parts(&net, &params, &s, 1, 1, tables).unwrap();
+            assert!(one.0.totals.lost_arrivals > 100, "{:?}", one.0.totals);
+            assert!(one.0.activations.len() > 300);
+            assert_eq!(one.0.snapshots.len(), 5);
+            for (parts, threads) in [(2, 1), (2, 2), (3, 2), (7, 2), (1000, 2)] {
+                let other = run_in_parts(&net, &params, &s, parts, threads, tables).unwrap();
+                assert!(
+                    other == one,
+                    "{parts} parts on {threads} threads differ (stdp {}, tables {tables})",
+                    stdp.is_some()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn parts_balance_in_edges_and_cover_every_node_once() {
+    let net = test_network(50, 22);
+    let p = RunParams::new(10.0, None).unwrap();
+    for parts in [1, 2, 3, 8] {
+        let sim = Simulator::with_parts(&net, &p, parts).unwrap();
+        assert_eq!(sim.n_parts(), parts);
+        assert_eq!(sim.parts[0].lo, 0);
+        assert_eq!(sim.parts[parts - 1].hi as usize, net.n_nodes());
+        for w in sim.parts.windows(2) {
+            assert_eq!(w[0].hi, w[1].lo);
+        }
+        // Every edge in exactly one part's table, the part of its target.
+        let total: usize = sim.parts.iter().map(|p| p.out_edges.len()).sum();
+        assert_eq!(total, net.n_edges());
+        for part in &sim.parts {
+            assert!(part.out_edges.iter().all(|oe| part.owns(oe.target)));
+        }
+        // In-edges per part within a factor of two of the mean (50 recurrent
+        // nodes with about 40 in-edges each, so a node is a small step).
+        let mean = net.n_edges() as f64 / parts as f64;
+        for part in &sim.parts {
+            let m = part.out_edges.len() as f64;
+            assert!(
+                m > 0.5 * mean && m < 1.5 * mean,
+                "{m} in-edges, mean {mean}"
+            );
+        }
+    }
+    // More parts than nodes: one per node.
+    let tiny = runaway_triangle(1.0);
+    let sim = Simulator::with_parts(&tiny, &p, 10).unwrap();
+    assert_eq!(sim.n_parts(), 3);
+}
+
+#[test]
+fn a_runaway_in_parts_stops_with_the_same_error() {
+    let net = runaway_triangle(0.0);
+    let s = stim(&[(0, 0.0)]);
+    for limits in [(1000, u64::MAX, u64::MAX), (1 << 20, 20_000, u64::MAX)] {
+        let params = limited(limits.0, limits.1, limits.2);
+        let one = run_in_parts(&net, &params, &s, 1, 1, true)
+            .unwrap_err()
+            .to_string();
+        for parts in [2, 3] {
+            let other = run_in_parts(&net, &params, &s, parts, 2, true)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(other, one);
+        }
+    }
 }
