@@ -66,7 +66,7 @@ mod prepare;
 mod run;
 
 pub use params::{RunLimits, RunParams, SimError, StdpParams};
-pub use prepare::Simulator;
+pub use prepare::{estimate_state_bytes, Simulator};
 pub use run::{simulate, Workspace};
 
 #[cfg(test)]

@@ -116,7 +116,19 @@ fn build_part(
     factors: &Factors,
     plastic_index: &mut [u32],
 ) -> Part {
-    let mut plastic_edge = Vec::new();
+    // Sized exactly before filling: at 10^7 edges a doubling Vec would hold
+    // up to twice the table (and the memory estimate counts it exactly).
+    let part_plastic = if stdp_on {
+        (net.in_plastic_offsets[hi as usize] - net.in_plastic_offsets[lo as usize]) as usize
+    } else {
+        0
+    };
+    let part_edges = net
+        .edge_target
+        .iter()
+        .filter(|&&t| (lo..hi).contains(&t))
+        .count();
+    let mut plastic_edge = Vec::with_capacity(part_plastic);
     let mut in_offsets = vec![0u32; (hi - lo) as usize + 1];
     if stdp_on {
         for j in lo..hi {
@@ -133,7 +145,7 @@ fn build_part(
     let n = net.n_nodes();
     let mut out_offsets = Vec::with_capacity(n + 1);
     out_offsets.push(0u32);
-    let mut out_edges = Vec::new();
+    let mut out_edges = Vec::with_capacity(part_edges);
     for i in 0..n {
         let start = out_edges.len();
         let range = net.out_offsets[i] as usize..net.out_offsets[i + 1] as usize;
@@ -318,18 +330,31 @@ impl<'a> Simulator<'a> {
 
     /// Bytes of the prepared tables plus one workspace's dynamic state.
     pub fn state_bytes(&self) -> usize {
-        let n = self.net.n_nodes();
-        let m = self.net.n_edges();
-        let parts = self.parts.len();
         let p: usize = self.parts.iter().map(|p| p.plastic_edge.len()).sum();
-        // Per edge: the out-edge table and the plastic index; per plastic
-        // edge: its id and its run state; per node and part: the part's
-        // out-edge offsets, and its run record and activation count (a part
-        // keeps them for every node); per target, its plastic offsets (the
-        // epoch buffers are not counted).
-        m * (std::mem::size_of::<OutEdge>() + 4)
-            + p * (4 + std::mem::size_of::<super::dynamics::PlasticHot>())
-            + parts * n * (4 + std::mem::size_of::<super::dynamics::NodeHot>() + 8)
-            + n * 4
+        estimate_state_bytes(self.net.n_nodes(), self.net.n_edges(), p, self.parts.len())
     }
+}
+
+/// What [`Simulator::state_bytes`] will be for a network of `n_nodes` nodes
+/// and `n_edges` edges, `n_plastic` of them plastic under the run's STDP,
+/// cut into `n_parts` parts: known before the network is built, so a run
+/// that would not fit is refused first. The event buffers are not counted
+/// (they grow with the activity, bounded by `RunLimits`).
+pub fn estimate_state_bytes(
+    n_nodes: usize,
+    n_edges: usize,
+    n_plastic: usize,
+    n_parts: usize,
+) -> usize {
+    use std::mem::size_of;
+    let (n, m, p) = (n_nodes, n_edges, n_plastic);
+    let parts = n_parts.clamp(1, n.max(1));
+    // Per edge: the out-edge table and the plastic index; per plastic edge:
+    // its id and its run state; per node and part: the part's out-edge
+    // offsets, its run state and activation record (a part keeps them for
+    // every node); per node once: 1/tau_s and the plastic offsets.
+    m * (size_of::<OutEdge>() + 4)
+        + p * (4 + size_of::<super::dynamics::PlasticHot>())
+        + parts * n * (4 + size_of::<super::dynamics::NodeHot>() + 8)
+        + n * (4 + 8)
 }
