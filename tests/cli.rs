@@ -544,3 +544,44 @@ fn limit_help_describes_the_seeded_draw() {
         "{stdout}"
     );
 }
+
+/// `bench large` on a small copy of the shipped large network (same
+/// density): its JSON line has the fields, and the activations hash
+/// is the same at 1, 2 and 3 threads (the network cut into as many parts).
+#[test]
+fn bench_large_gives_one_hash_at_every_thread_count() {
+    let (ok, out, err) = geodyn(&[
+        "bench",
+        "large",
+        "--n-nodes",
+        "3000",
+        "--threads",
+        "1,2,3",
+        "--json",
+    ]);
+    assert!(ok, "bench large failed: {err}");
+    let last = out.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    assert_eq!(v["nodes"], 3000);
+    assert!(v["edges"].as_u64().unwrap() > 3000 * 20, "{last}");
+    assert!(v["bytes_per_edge"].as_f64().unwrap() > 0.0);
+    let t = &v["threads"];
+    let hash = t["1"]["hash"].as_str().unwrap();
+    for k in ["2", "3"] {
+        assert_eq!(t[k]["hash"].as_str().unwrap(), hash, "{last}");
+        assert_eq!(t[k]["arrivals"], t["1"]["arrivals"]);
+    }
+    assert!(t["1"]["arrivals"].as_u64().unwrap() > 0);
+}
+
+/// A large network that cannot fit is refused before anything is built,
+/// with the figure it needed.
+#[test]
+fn bench_large_refuses_a_network_that_does_not_fit() {
+    let (ok, _, err) = geodyn(&["bench", "large", "--n-nodes", "2000000000"]);
+    assert!(!ok);
+    assert!(
+        err.contains("needs about") && err.contains("available"),
+        "{err}"
+    );
+}

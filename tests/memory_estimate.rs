@@ -7,7 +7,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use geodyn::network::{EdgeSpec, Network, NodeParams, NodeSpec, Population};
+use geodyn::network::{
+    build_geometric, EdgeSpec, GeometricSpec, Kernel, Network, NodeParams, NodeSpec, Population,
+};
 use geodyn::record::{ExternalActivation, RecordSpec};
 use geodyn::sim::{estimate_state_bytes, RunParams, Simulator, StdpParams, Workspace};
 use rand::{Rng, SeedableRng};
@@ -98,6 +100,35 @@ fn the_memory_estimates_are_within_ten_percent_of_the_allocation() {
     let net = Network::from_edges(&nodes, &edges).expect("a valid network");
     let net_bytes = live() - before;
     within("network", net.memory_bytes(), net_bytes, 0.10);
+
+    // The geometric builder's network against the estimate made from its
+    // size alone (the one `bench large` checks before building).
+    let spec = GeometricSpec {
+        n_nodes: 4000,
+        size_um: [400.0, 400.0, 400.0],
+        kernel: Kernel::Exponential { lambda_um: 40.0 },
+        p_max: 0.5,
+        out_degree: None,
+        cutoff_um: Some(150.0),
+        inhibitory_fraction: 0.2,
+        weight_excitatory: 0.1,
+        weight_inhibitory: -0.4,
+        velocity_um_per_ms: [200.0, 200.0],
+        synaptic_delay_ms: 0.5,
+        node: NodeParams {
+            refractory_period_ms: 2.0,
+            threshold: 1.0,
+            summation_tau_ms: 5.0,
+        },
+        seed: 3,
+    };
+    let before = live();
+    let geo = build_geometric(&spec).expect("a valid spec");
+    let geo_bytes = live() - before;
+    let estimate = Network::estimate_bytes(geo.n_nodes(), geo.n_edges());
+    eprintln!("geometric network: estimate {estimate} B, allocated {geo_bytes} B");
+    within("geometric network", estimate, geo_bytes, 0.10);
+    drop(geo);
 
     let stdp = StdpParams::new(0.01, 0.012, 20.0, 20.0, 0.0, 1.0, false).expect("valid STDP");
     let params = RunParams::new(50.0, Some(stdp)).expect("valid run");

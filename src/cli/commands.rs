@@ -72,6 +72,10 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
             record,
             n,
             dim,
+            config,
+            threads,
+            n_nodes,
+            json,
         } => match what {
             super::BenchWhat::Engine => {
                 for n_rec in n_recurrent {
@@ -80,6 +84,9 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<()> {
                 Ok(())
             }
             super::BenchWhat::Knn => super::inspect::bench_knn(out, n, dim),
+            super::BenchWhat::Large => {
+                super::bench_large::bench_large(out, &config, &threads, n_nodes, json)
+            }
         },
         Command::Encode(a) => encode_cmd(&a, false).map(|_| ()),
         Command::Evaluate {

@@ -2,6 +2,7 @@
 //! (clap), then the library objects are built; `main` only maps the result to
 //! an exit code. This is the only module that uses `anyhow`.
 
+mod bench_large;
 mod commands;
 mod inspect;
 mod output;
@@ -153,6 +154,19 @@ pub enum Command {
         n: usize,
         #[arg(long, default_value_t = 39_800)]
         dim: usize,
+        /// Large: the large-network config, a file or `large` (the shipped
+        /// configs/large.toml).
+        #[arg(long, default_value = "large")]
+        config: String,
+        /// Large: thread counts to run at, each with the network in as many parts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Large: another node count at the config's density (the box scaled).
+        #[arg(long)]
+        n_nodes: Option<usize>,
+        /// Large: end with one JSON line of the figures.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -160,6 +174,8 @@ pub enum Command {
 pub enum BenchWhat {
     Engine,
     Knn,
+    /// A 10^5-node geometric network under background drive, at 1 and 2 threads.
+    Large,
 }
 
 #[derive(Debug, Clone, Args)]

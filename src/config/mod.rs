@@ -5,9 +5,11 @@
 //! file, the field and the bad value.
 
 mod builtin;
+mod large;
 mod raw;
 
 pub use builtin::{builtin_names, builtin_text, read_raw, BUILTIN_CONFIGS};
+pub use large::LargeConfig;
 pub use raw::*;
 
 use crate::embed::{EmbedError, EmbeddingKind, EmbeddingParams, PathsParams};

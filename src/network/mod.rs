@@ -7,13 +7,16 @@
 //! `f64`, so an arrival time is `t + latency` with no rounding to a time grid.
 //!
 //! Networks are built from an explicit edge list ([`Network::from_edges`]) or by
-//! the seeded builders in [`builders`] (two-population layered / SBM).
+//! the seeded builders in [`builders`] (two-population layered / SBM) and
+//! [`build_geometric`] (distance-dependent wiring at 10^5 nodes and more).
 
 mod builders;
+mod geometric;
 
 pub use builders::{
     build_two_population, Distribution, NodeParamsSpec, Population, TwoPopulationSpec, WeightSpec,
 };
+pub use geometric::{build_geometric, GeometricSpec, Kernel};
 
 use thiserror::Error;
 
@@ -86,6 +89,12 @@ pub enum NetworkError {
         field: &'static str,
         value: String,
         why: &'static str,
+    },
+    #[error("{field} = {value} is invalid: {why}")]
+    BadSpec {
+        field: String,
+        value: String,
+        why: String,
     },
     #[error("network: {0}")]
     Other(String),
@@ -267,6 +276,99 @@ impl Network {
         Ok(net)
     }
 
+    /// Builds a network straight from CSR arrays (edges of source i at
+    /// `out_offsets[i]..out_offsets[i + 1]`, sorted by target), every node
+    /// with the same parameters and no edge plastic: for builders of large
+    /// networks, which would otherwise hold a second copy as `EdgeSpec`s.
+    /// Latency is `length / velocity + synaptic_delay_ms`, once, in f64.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_csr(
+        position_um: Vec<[f64; 3]>,
+        population: Vec<Population>,
+        params: NodeParams,
+        out_offsets: Vec<u32>,
+        edge_target: Vec<NodeId>,
+        edge_length_um: Vec<f64>,
+        edge_velocity_um_per_ms: Vec<f64>,
+        edge_weight: Vec<f32>,
+        synaptic_delay_ms: f64,
+    ) -> Result<Network, NetworkError> {
+        let n = position_um.len();
+        let m = edge_target.len();
+        let consistent = population.len() == n
+            && out_offsets.len() == n + 1
+            && out_offsets.last().map(|&o| o as usize) == Some(m)
+            && edge_length_um.len() == m
+            && edge_velocity_um_per_ms.len() == m
+            && edge_weight.len() == m;
+        if !consistent {
+            return Err(NetworkError::Other(
+                "CSR arrays of different lengths".into(),
+            ));
+        }
+        let spec = NodeSpec {
+            position_um: [0.0; 3],
+            population: Population::Recurrent,
+            params,
+        };
+        check_nodes(&[spec])?;
+        let mut edge_source = Vec::with_capacity(m);
+        for i in 0..n {
+            edge_source.extend(std::iter::repeat_n(
+                i as NodeId,
+                (out_offsets[i + 1] - out_offsets[i]) as usize,
+            ));
+        }
+        let edge_latency_ms = edge_length_um
+            .iter()
+            .zip(&edge_velocity_um_per_ms)
+            .map(|(l, v)| l / v + synaptic_delay_ms)
+            .collect();
+        let edge_class = edge_source
+            .iter()
+            .zip(&edge_target)
+            .map(|(&s, &t)| EdgeClass::between(population[s as usize], population[t as usize]))
+            .collect();
+        let mut net = Network {
+            position_um,
+            population,
+            refractory_period_ms: vec![params.refractory_period_ms; n],
+            threshold: vec![params.threshold; n],
+            summation_tau_ms: vec![params.summation_tau_ms; n],
+            out_offsets,
+            edge_source,
+            edge_target,
+            edge_length_um,
+            edge_velocity_um_per_ms,
+            edge_latency_ms,
+            edge_weight,
+            edge_plastic: vec![false; m],
+            edge_class,
+            in_plastic_offsets: Vec::new(),
+            in_plastic_edges: Vec::new(),
+        };
+        net.rebuild_plastic_index();
+        Ok(net)
+    }
+
+    /// What [`Network::memory_bytes`] will be for `n_nodes` nodes and
+    /// `n_edges` edges, none plastic: known before building, so a network
+    /// that would not fit is refused first.
+    pub fn estimate_bytes(n_nodes: usize, n_edges: usize) -> usize {
+        Network::bytes_of(n_nodes, n_edges, 0)
+    }
+
+    fn bytes_of(n: usize, m: usize, plastic: usize) -> usize {
+        use std::mem::size_of;
+        // Per node: position, population, three parameters; the two offset
+        // arrays; per edge: source, target, length, velocity, latency,
+        // weight, plastic flag, class; the plastic in-edge index.
+        n * (size_of::<[f64; 3]>() + size_of::<Population>() + 8 * 3)
+            + (n + 1) * 4 * 2
+            + m * (4 + 4 + 8 + 8 + 8 + 4 + size_of::<bool>() + size_of::<EdgeClass>())
+            + plastic * 4
+    }
+
     /// Recomputes the incoming-plastic-edge index after `edge_plastic` changes.
     pub(crate) fn rebuild_plastic_index(&mut self) {
         let n = self.n_nodes();
@@ -435,12 +537,7 @@ impl Network {
     }
     /// Bytes held by the network's arrays (what a simulation reads).
     pub fn memory_bytes(&self) -> usize {
-        let n = self.n_nodes();
-        let m = self.n_edges();
-        n * (24 + 1 + 8 * 3)
-            + (n + 1) * 4 * 2
-            + m * (4 + 4 + 8 + 8 + 8 + 4 + 1 + 1)
-            + self.in_plastic_edges.len() * 4
+        Network::bytes_of(self.n_nodes(), self.n_edges(), self.in_plastic_edges.len())
     }
 }
 

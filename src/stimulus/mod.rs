@@ -52,6 +52,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::record::ExternalActivation;
 
+mod background;
+pub use background::{background_drive, background_drive_of, BackgroundError, BackgroundParams};
+
 /// Shape of an input node's activation train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
