@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::{Cli, Command, DataArgs, EncodeArgs, ExperimentName, QueryArgs, ReproduceArgs};
 use crate::config::{self, ExperimentConfig};
 use crate::experiments::{self, ExperimentOptions};
+use crate::network::NetworkControl;
 use crate::pipeline::{
     self, DataSpec, EncodeData, EncodeOptions, EvaluateOptions, Manifest, Protocol,
 };
@@ -170,9 +171,20 @@ fn encode_cmd(a: &EncodeArgs, evaluate_after: bool) -> Result<Manifest> {
     opts.chunk = a.chunk;
     opts.restart = a.restart;
     opts.shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    opts.network_control = match (a.control.shuffled_latencies, a.control.mean_latencies) {
+        (true, true) => {
+            bail!("encode: --shuffled-latencies and --mean-latencies are two encodes; ask for one (reproduce weights runs both)")
+        }
+        (true, false) => Some(NetworkControl::shuffled_for(cfg.seed())),
+        (false, true) => Some(NetworkControl::MeanLatencies),
+        (false, false) => None,
+    };
     noteln!(
-        "encode: {} (N = {}), {} images{} -> {}",
+        "encode: {}{} (N = {}), {} images{} -> {}",
         cfg.experiment(),
+        opts.network_control
+            .map(|c| format!(", control {}", c.name()))
+            .unwrap_or_default(),
         cfg.n_recurrent(),
         set.len(),
         query
@@ -241,6 +253,8 @@ fn reproduce_cmd(out: &mut Out, a: &ReproduceArgs) -> Result<()> {
         config: a.config.as_deref().map(config::read_raw).transpose()?,
         restart: a.restart,
         linear_splits: a.linear_splits.map(|k| k as usize),
+        shuffled_latencies: a.control.shuffled_latencies,
+        mean_latencies: a.control.mean_latencies,
     };
     let observer = Progress::new();
     let rep = match a.experiment {

@@ -204,6 +204,23 @@ pub struct EncodeArgs {
     /// Start afresh even if OUT holds a compatible partial run.
     #[arg(long)]
     pub restart: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+/// The geometry controls (issue 13): the config's network with its delays
+/// taken out of their geometric places.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ControlArgs {
+    /// Geometry control: the latencies permuted among the edges of each edge
+    /// class (a permutation seeded from the config seed; weights, plasticity
+    /// and everything else as built).
+    #[arg(long)]
+    pub shuffled_latencies: bool,
+    /// Geometry control: every edge's latency set to the mean latency of its
+    /// edge class.
+    #[arg(long)]
+    pub mean_latencies: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -235,6 +252,10 @@ pub struct ReproduceArgs {
     /// (default: the experiment's budget; the kNN uses every split).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub linear_splits: Option<u64>,
+    /// Experiment 3: also encode and evaluate the geometry controls asked
+    /// for, each in OUT/<control>/, with rows `<view>_<control>` in the report.
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

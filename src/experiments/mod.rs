@@ -53,6 +53,13 @@ pub struct ExperimentOptions {
     /// Experiment 3: linear readouts on the first this many splits only
     /// (default: [`weights::LINEAR_SPLITS`] for the full run, all for `quick`).
     pub linear_splits: Option<usize>,
+    /// Experiment 3: also encode and evaluate the network with its latencies
+    /// shuffled within each edge class, into `out/shuffled_latencies/`, with
+    /// rows `<view>_shuffled_latencies` in the report.
+    pub shuffled_latencies: bool,
+    /// Experiment 3: the same with every latency at its class mean
+    /// (`out/mean_latencies/`, rows `<view>_mean_latencies`).
+    pub mean_latencies: bool,
 }
 
 #[derive(Debug, Error)]
@@ -104,6 +111,11 @@ pub(crate) fn refuse(opts: &ExperimentOptions, name: &str) -> Result<(), Experim
     }
     if opts.query.is_some() {
         return Err(ExperimentError::Unsuitable("--query-images: the held-out protocol is offered by `reproduce weights`, `run` and `encode`".into()));
+    }
+    if opts.shuffled_latencies || opts.mean_latencies {
+        return Err(ExperimentError::Unsuitable(format!(
+            "--shuffled-latencies / --mean-latencies are for `reproduce weights` (experiment 3), not {name}"
+        )));
     }
     if opts.data.limit.is_some() {
         return Err(ExperimentError::Unsuitable(format!(

@@ -9,13 +9,17 @@
 //! Networks are built from an explicit edge list ([`Network::from_edges`]) or by
 //! the seeded builders in [`builders`] (two-population layered / SBM) and
 //! [`build_geometric`] (distance-dependent wiring at 10^5 nodes and more).
+//! [`controls`] derives the geometry controls (latencies shuffled within each
+//! edge class, or set to the class mean) from a built network.
 
 mod builders;
+mod controls;
 mod geometric;
 
 pub use builders::{
     build_two_population, Distribution, NodeParamsSpec, Population, TwoPopulationSpec, WeightSpec,
 };
+pub use controls::NetworkControl;
 pub use geometric::{build_geometric, GeometricSpec, Kernel};
 
 use thiserror::Error;

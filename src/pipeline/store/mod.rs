@@ -38,6 +38,7 @@ use super::observer::{Event, Observer};
 use super::{PipelineError, ViewInfo};
 use crate::config::ExperimentConfig;
 use crate::dataset::ImageSet;
+use crate::network::NetworkControl;
 use crate::record::RunTotals;
 pub(crate) use disk::io;
 use disk::{remove_if_exists, rename_synced, sync_dir, Crc};
@@ -94,6 +95,11 @@ pub struct Manifest {
     pub encode_s: f64,
     pub threads: usize,
     pub network: serde_json::Value,
+    /// The geometry control the network was derived with, if any
+    /// ([`EncodeOptions::network_control`]); absent from the file when none,
+    /// so manifests written before it keep their checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_control: Option<NetworkControl>,
     /// SHA-256 of this manifest with this field empty: a manifest edited by
     /// hand (its counts copied into a report, say) is refused.
     #[serde(default)]
@@ -141,6 +147,9 @@ impl Manifest {
         }
         if self.views != o.views {
             return differs("list of views");
+        }
+        if self.network_control != o.network_control {
+            return differs("network control (--shuffled-latencies / --mean-latencies)");
         }
         None
     }
@@ -222,6 +231,9 @@ pub struct EncodeOptions {
     /// (k, n): encode part k (0-based) of n disjoint parts.
     pub shard: Option<(usize, usize)>,
     pub restart: bool,
+    /// Encode with this control of the config's network (latencies shuffled
+    /// or set to their class means) instead of the network itself.
+    pub network_control: Option<NetworkControl>,
 }
 
 impl EncodeOptions {
@@ -231,6 +243,7 @@ impl EncodeOptions {
             chunk: 500,
             shard: None,
             restart: false,
+            network_control: None,
         }
     }
 }
@@ -321,7 +334,10 @@ pub fn encode(
     opts: &EncodeOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest, PipelineError> {
-    let net = cfg.build_network()?;
+    let mut net = cfg.build_network()?;
+    if let Some(control) = opts.network_control {
+        net = control.apply(&net);
+    }
     let encoder = Encoder::new(&net, cfg)?;
     encode_with(&encoder, cfg, data, opts, observer)
 }
@@ -399,6 +415,7 @@ fn job_manifest(
         encode_s: 0.0,
         threads: rayon::current_num_threads(),
         network: crate::report::network_summary(encoder.network()),
+        network_control: opts.network_control,
         checksum: String::new(),
     };
     m.seal()?;
@@ -615,7 +632,9 @@ fn write_chunk(
 }
 
 /// Runs the encode job with a prepared encoder (its network, run parameters
-/// and initial weights) and writes it to `opts.out`.
+/// and initial weights) and writes it to `opts.out`. `opts.network_control`
+/// is recorded, not applied: the encoder's network must already be that
+/// control of the config's network (as [`encode`] builds it).
 pub fn encode_with(
     encoder: &Encoder,
     cfg: &ExperimentConfig,
