@@ -28,7 +28,10 @@ fn replaced(from: &str, to: &str) -> String {
 fn shipped_configs_check() {
     for entry in std::fs::read_dir(shipped("")).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        if path.file_name().is_some_and(|n| n == "large.toml") {
+            // Not an experiment: the large-network config of `bench large`.
+            LargeConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        } else if path.extension().is_some_and(|e| e == "toml") {
             let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(!cfg.experiment.is_empty());
             assert_eq!(cfg.hash.len(), 64);
