@@ -60,6 +60,14 @@ impl NetworkControl {
         }
     }
 
+    /// Whether a report row's embedding name is a control's
+    /// (`<view>_shuffled_latencies` or `<view>_mean_latencies`).
+    pub fn is_control_row(embedding: &str) -> bool {
+        ["_shuffled_latencies", "_mean_latencies"]
+            .iter()
+            .any(|suffix| embedding.ends_with(suffix))
+    }
+
     /// The control network of `net`.
     pub fn apply(self, net: &Network) -> Network {
         match self {

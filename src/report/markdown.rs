@@ -279,11 +279,14 @@ fn table_row(s: &mut String, mark: &str, row: &ResultRow) -> std::fmt::Result {
     )
 }
 
-/// Index of the result with the highest mean accuracy (first on ties, NaN never wins).
+/// Index of the result with the highest mean accuracy (first on ties, NaN
+/// never wins). A geometry-control row (`<view>_shuffled_latencies`, ...) is
+/// never "best": it is a control of the method, not the method.
 fn best_index(rows: &[ResultRow]) -> Option<usize> {
     let mut best: Option<usize> = None;
     for (i, r) in rows.iter().enumerate() {
-        if r.accuracy_mean.is_nan() {
+        if r.accuracy_mean.is_nan() || crate::network::NetworkControl::is_control_row(&r.embedding)
+        {
             continue;
         }
         if best.is_none_or(|b| r.accuracy_mean > rows[b].accuracy_mean) {
@@ -363,6 +366,20 @@ mod tests {
         let md = render_markdown(&Report::default());
         assert!(md.contains("No results."));
         assert!(!md.contains("Per-class"));
+    }
+
+    #[test]
+    fn a_control_row_is_never_marked_best() {
+        let mut r = sample_report();
+        let mut control = r.results[0].clone();
+        control.embedding = format!("{}_shuffled_latencies", control.embedding);
+        control.accuracy_mean = 0.999;
+        r.results.push(control);
+        assert_eq!(
+            best_index(&r.results).map(|i| &r.results[i].embedding),
+            Some(&"recurrent_weights".to_string())
+        );
+        assert!(best_index(&r.results) != Some(r.results.len() - 1));
     }
 
     #[test]
