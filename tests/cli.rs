@@ -5,17 +5,7 @@ mod common;
 
 use std::process::Command;
 
-fn geodyn(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geodyn"))
-        .args(args)
-        .output()
-        .expect("run geodyn");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use common::geodyn;
 
 fn assert_clean_failure(args: &[&str], expect: &[&str]) {
     let (ok, _, err) = geodyn(args);

@@ -5,21 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::read_json as json;
+
+/// Runs geodyn: (success, stderr).
 fn geodyn(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geodyn"))
-        .args(args)
-        .output()
-        .expect("run geodyn");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let (ok, _, err) = common::geodyn(args);
+    (ok, err)
 }
 
 fn s(p: &Path) -> &str {

@@ -1,6 +1,10 @@
 //! The `.npy` export of a network reads back to exactly the arrays the
 //! network's accessors give (through the public API only, as a user would).
 
+mod common;
+
+use common::read_json;
+
 use geodyn::network::{
     build_two_population, Distribution, EdgeClass, EdgeSpec, Network, NodeParams, NodeParamsSpec,
     NodeSpec, Population, TwoPopulationSpec, WeightSpec,
@@ -208,10 +212,6 @@ fn geodyn_into(args: &[&str], dir: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn npy_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    common::read_json(&dir.join("manifest.json"))
 }
 
 #[test]

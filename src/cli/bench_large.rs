@@ -7,6 +7,7 @@
 //! equal hashes are the engine's promise that the thread count changes
 //! nothing.
 
+use super::inspect::process_cpu_s;
 use super::output::{outln, Out};
 use crate::config::LargeConfig;
 use crate::memory;
@@ -16,19 +17,6 @@ use crate::sim::{estimate_state_bytes, RunParams, Simulator, Workspace};
 use crate::stimulus::background_drive;
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
-
-/// CPU time of the whole process (every thread), seconds.
-pub(super) fn process_cpu_s() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_PROCESS_CPUTIME_ID is
-    // supported by every Linux kernel since 2.6.12. On failure `ts` stays 0.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
 
 /// The process's peak resident memory so far (`VmHWM`), bytes; None where
 /// `/proc` cannot say.

@@ -29,10 +29,7 @@ pub fn builtin_text(name: &str) -> Option<&'static str> {
 pub fn read_raw(spec: &str) -> Result<(RawConfig, PathBuf), ConfigError> {
     let path = Path::new(spec);
     if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = super::read_text(path)?;
         return Ok((parse(&text, path)?, path.to_path_buf()));
     }
     if let Some(text) = builtin_text(spec) {

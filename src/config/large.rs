@@ -93,10 +93,7 @@ pub struct LargeConfig {
 impl LargeConfig {
     /// Parses and checks `text` (`path` names the file in messages).
     pub fn parse(text: &str, path: &Path) -> Result<LargeConfig, ConfigError> {
-        let raw: RawLarge = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let raw: RawLarge = super::parse_toml(text, path)?;
         let invalid = |field: &str, value: String, why: &str| ConfigError::Invalid {
             path: path.to_path_buf(),
             field: field.to_string(),
@@ -189,11 +186,7 @@ impl LargeConfig {
 
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<LargeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        LargeConfig::parse(&text, path)
+        LargeConfig::parse(&super::read_text(path)?, path)
     }
 }
 

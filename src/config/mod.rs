@@ -148,15 +148,28 @@ impl ExperimentConfig {
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<ExperimentConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    parse(&read_text(path)?, path)?.check(path)
+}
+
+/// The text of the config file at `path`; an error names the file.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(&text, path)?.check(path)
+    })
 }
 
 /// Parses TOML text into the raw config (`path` is only for messages).
 pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    parse_toml(text, path)
+}
+
+/// Parses TOML text into any config table; a syntax error, an unknown key
+/// or a missing one names the file.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),

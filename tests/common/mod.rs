@@ -10,6 +10,24 @@ use std::path::Path;
 
 const BASE: &str = include_str!("../../configs/weights.toml");
 
+/// Runs the `geodyn` binary with `args`: (success, stdout, stderr).
+pub fn geodyn(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geodyn"))
+        .args(args)
+        .output()
+        .expect("run geodyn");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The JSON file at `path` (a manifest, a report, an export's meta).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// The text of the experiment-3 config, made small: N recurrent nodes, a
 /// short run, snapshots at half and full time, no linear readout.
 pub fn small_text(n_rec: usize, duration: f64) -> String {
