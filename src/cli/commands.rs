@@ -231,6 +231,7 @@ fn run_cmd(out: &mut Out, a: &EncodeArgs) -> Result<()> {
 fn reproduce_cmd(out: &mut Out, a: &ReproduceArgs) -> Result<()> {
     let name = match a.experiment {
         ExperimentName::Weights if a.sweep => "weights-sweep",
+        ExperimentName::Weights if a.velocity_sweep => "weights-velocity-sweep",
         ExperimentName::Weights => "weights",
         ExperimentName::Paths => "paths",
         ExperimentName::Stdp => "stdp",
@@ -243,6 +244,7 @@ fn reproduce_cmd(out: &mut Out, a: &ReproduceArgs) -> Result<()> {
     let opts = ExperimentOptions {
         quick: a.quick,
         sweep: a.sweep,
+        velocity_sweep: a.velocity_sweep,
         out: a
             .out
             .clone()

@@ -233,6 +233,11 @@ pub struct ReproduceArgs {
     /// Experiment 3: sweep N over 5, 10, 25, 50, 100, 200, 300, 400.
     #[arg(long)]
     pub sweep: bool,
+    /// Experiment 3: the rate, latency and volley codes at velocities 10, 20,
+    /// 50, 100, 200 and 1000 um/ms, with figures of accuracy against the
+    /// median refraction ratio (one subdirectory per point).
+    #[arg(long, conflicts_with = "sweep")]
+    pub velocity_sweep: bool,
     /// Output directory (default: runs/<experiment>[-quick]).
     #[arg(long)]
     pub out: Option<PathBuf>,

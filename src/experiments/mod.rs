@@ -53,6 +53,10 @@ pub struct ExperimentOptions {
     /// Experiment 3: linear readouts on the first this many splits only
     /// (default: [`weights::LINEAR_SPLITS`] for the full run, all for `quick`).
     pub linear_splits: Option<usize>,
+    /// Experiment 3: the rate, latency and volley codes at every velocity of
+    /// [`weights::VELOCITY_SWEEP`], with figures of accuracy against the
+    /// median refraction ratio (one subdirectory per point).
+    pub velocity_sweep: bool,
     /// Experiment 3: also encode and evaluate the network with its latencies
     /// shuffled within each edge class, into `out/shuffled_latencies/`, with
     /// rows `<view>_shuffled_latencies` in the report.
@@ -111,6 +115,11 @@ pub(crate) fn refuse(opts: &ExperimentOptions, name: &str) -> Result<(), Experim
     }
     if opts.query.is_some() {
         return Err(ExperimentError::Unsuitable("--query-images: the held-out protocol is offered by `reproduce weights`, `run` and `encode`".into()));
+    }
+    if opts.velocity_sweep {
+        return Err(ExperimentError::Unsuitable(format!(
+            "--velocity-sweep is for `reproduce weights` (experiment 3), not {name}"
+        )));
     }
     if opts.shuffled_latencies || opts.mean_latencies {
         return Err(ExperimentError::Unsuitable(format!(

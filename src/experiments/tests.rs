@@ -95,3 +95,70 @@ fn quick_stdp_runs_and_beats_chance() {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
 }
+
+/// The velocity sweep on a small network: every (code, velocity) point is
+/// run and reported, and the refraction ratios follow from the geometry
+/// alone: latency = length / velocity, so the median ratio R / latency is
+/// proportional to the velocity (same lengths at every point, same seed).
+#[test]
+fn velocity_sweep_runs_every_code_and_velocity_with_ratios_proportional_to_velocity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut raw, path) = crate::config::read_raw("weights").expect("built-in config");
+    raw.network.n_recurrent = 8;
+    raw.simulation.duration_ms = 60.0;
+    raw.evaluation.repeats = 2;
+    let opts = ExperimentOptions {
+        velocity_sweep: true,
+        out: dir.path().to_path_buf(),
+        data: crate::pipeline::DataSpec {
+            limit: Some(60),
+            ..Default::default()
+        },
+        config: Some((raw, path)),
+        linear_splits: Some(1),
+        ..Default::default()
+    };
+    let r = reproduce_weights(&opts, &Quiet).expect("velocity sweep");
+    let points = r.extra["velocity_sweep"].as_array().expect("sweep points");
+    assert_eq!(points.len(), 3 * weights::VELOCITY_SWEEP.len());
+    for code in ["rate", "latency", "volley"] {
+        let of_code: Vec<_> = points.iter().filter(|p| p["train"] == code).collect();
+        assert_eq!(of_code.len(), weights::VELOCITY_SWEEP.len(), "{code}");
+        let rr = |p: &serde_json::Value| {
+            p["median_refraction_ratio_recurrent"]
+                .as_f64()
+                .expect("ratio")
+        };
+        let (v0, r0) = (weights::VELOCITY_SWEEP[0], rr(of_code[0]));
+        for (p, v) in of_code.iter().zip(weights::VELOCITY_SWEEP) {
+            assert_eq!(p["velocity_um_per_ms"].as_f64(), Some(v));
+            let expected = r0 * v / v0;
+            assert!(
+                (rr(p) - expected).abs() <= 1e-9 * expected,
+                "{code} v {v}: ratio {} against {expected}",
+                rr(p)
+            );
+            let label = format!("{code}_v{v}");
+            assert!(
+                dir.path().join(&label).join("report.json").is_file(),
+                "{label}"
+            );
+            for classifier in ["knn", "ridge"] {
+                assert!(
+                    r.results.iter().any(|x| x.embedding.ends_with(&label)
+                        && x.embedding.starts_with("weights_t")
+                        && x.classifier.name() == classifier),
+                    "{label} {classifier}"
+                );
+            }
+        }
+    }
+    assert!(r.baselines.iter().any(|b| b.embedding == "raw_pixels"));
+    for f in [
+        "velocity_sweep_knn.png",
+        "velocity_sweep_ridge.png",
+        "report.md",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+}

@@ -20,6 +20,7 @@ fn render_into(s: &mut String, r: &Report) -> std::fmt::Result {
     protocol(s, r)?;
     results(s, r)?;
     paired(s, r)?;
+    paired_controls(s, r)?;
     per_class(s, r)?;
     timing(s, r)?;
     trailer(s, r)?;
@@ -167,6 +168,78 @@ fn paired(s: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(
         s,
         "\nDifference: mean of the per-split differences ± its standard error (sd / sqrt(splits))."
+    )
+}
+
+/// What each view is set against besides raw pixels (issue 13): a
+/// geometry-control row (`<view>_<control>`) against the same view of the
+/// built network, and every view against the no-dynamics controls of its own
+/// dimension (`random_features_<dim>`, `rate_product_<dim>`), each under the
+/// same readout on the same splits. Rows that cannot be paired (different
+/// split counts) are left out.
+fn control_pairs(r: &Report) -> Vec<(&ResultRow, &ResultRow, super::Paired)> {
+    let same = |a: &ResultRow, b: &ResultRow| a.classifier == b.classifier;
+    let mut pairs = Vec::new();
+    for row in &r.results {
+        if crate::network::NetworkControl::is_control_row(&row.embedding) {
+            let built = r.results.iter().find(|b| {
+                same(row, b)
+                    && b.embedding.len() < row.embedding.len()
+                    && row.embedding.starts_with(&format!("{}_", b.embedding))
+                    && crate::network::NetworkControl::is_control_row(
+                        &row.embedding[b.embedding.len()..],
+                    )
+            });
+            if let Some(b) = built {
+                pairs.push((row, b));
+            }
+            continue;
+        }
+        for prefix in ["random_features_", "rate_product_"] {
+            let name = format!("{prefix}{}", row.dim);
+            if let Some(b) = r
+                .baselines
+                .iter()
+                .find(|b| same(row, b) && b.embedding == name)
+            {
+                pairs.push((row, b));
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .filter_map(|(a, b)| Some((a, b, super::paired_difference(a, b)?)))
+        .collect()
+}
+
+fn paired_controls(s: &mut String, r: &Report) -> std::fmt::Result {
+    let pairs = control_pairs(r);
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    writeln!(s, "\n## Beside the controls, same readout, same splits\n")?;
+    writeln!(
+        s,
+        "| embedding | classifier | accuracy (%) | control | control (%) | difference (points) | splits |"
+    )?;
+    writeln!(s, "|---|---|---:|---|---:|---:|---:|")?;
+    for (row, base, p) in pairs {
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:+.2} ± {:.2} | {} |",
+            esc(&row.embedding),
+            row.classifier.name(),
+            pct(row.accuracy_mean),
+            esc(&base.embedding),
+            pct(base.accuracy_mean),
+            100.0 * p.mean,
+            100.0 * p.se,
+            p.splits
+        )?;
+    }
+    writeln!(
+        s,
+        "\nA geometry-control row is set against the same view of the built network (control minus built); every other view against the no-dynamics control of its dimension (view minus control)."
     )
 }
 
@@ -380,6 +453,58 @@ mod tests {
             Some(&"recurrent_weights".to_string())
         );
         assert!(best_index(&r.results) != Some(r.results.len() - 1));
+    }
+
+    #[test]
+    fn controls_are_paired_with_their_built_view_and_their_dimension() {
+        let mut r = sample_report();
+        let view = ResultRow {
+            embedding: "weights_t600".into(),
+            dim: 39800,
+            accuracy_mean: 0.8,
+            accuracies: vec![0.90, 0.80, 0.70],
+            ..r.results[0].clone()
+        };
+        let shuffled = ResultRow {
+            embedding: "weights_t600_shuffled_latencies".into(),
+            accuracies: vec![0.80, 0.80, 0.80],
+            ..view.clone()
+        };
+        let features = ResultRow {
+            embedding: "random_features_39800".into(),
+            accuracy_mean: 0.85,
+            accuracies: vec![0.95, 0.85, 0.75],
+            ..view.clone()
+        };
+        let other_dim = ResultRow {
+            embedding: "random_features_1200".into(),
+            ..features.clone()
+        };
+        r.results = vec![view, shuffled];
+        r.baselines = vec![features, other_dim];
+        let pairs = control_pairs(&r);
+        let names: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(a, b, _)| (a.embedding.as_str(), b.embedding.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("weights_t600", "random_features_39800"),
+                ("weights_t600_shuffled_latencies", "weights_t600"),
+            ]
+        );
+        // Shuffled minus built: (-0.1, 0, +0.1), mean 0, se 0.1 / sqrt(3).
+        assert!(pairs[1].2.mean.abs() < 1e-12);
+        assert!((pairs[1].2.se - 0.1 / 3f64.sqrt()).abs() < 1e-12);
+        // View minus features: -0.05 on every split.
+        assert!((pairs[0].2.mean + 0.05).abs() < 1e-12 && pairs[0].2.se < 1e-12);
+        let md = render_markdown(&r);
+        assert!(md.contains("## Beside the controls"), "{md}");
+        assert!(
+            md.contains("| weights_t600_shuffled_latencies | knn | 80.00 | weights_t600 | 80.00 | +0.00 ± 5.77 | 3 |"),
+            "{md}"
+        );
     }
 
     #[test]

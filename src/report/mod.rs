@@ -28,7 +28,8 @@ pub use network::{
     EXPORT_FORMAT_VERSION,
 };
 pub use plot::{
-    plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter, HistPanel, Series,
+    plot_accuracy_lines, plot_accuracy_vs_time, plot_confusion, plot_histograms, plot_pca_scatter,
+    HistPanel, Series, XAxis,
 };
 pub use run_export::{export_run, RunExportInfo};
 

@@ -387,6 +387,37 @@ pub fn plot_accuracy_vs_time(
     baselines: &[(String, f64)],
     title: &str,
 ) -> Result<(), ReportError> {
+    plot_accuracy_lines(path, series, baselines, title, &XAxis::readout_time())
+}
+
+/// The x axis of [`plot_accuracy_lines`]: its description and whether the
+/// points' x values are log10 of the quantity (drawn on a linear axis whose
+/// ticks are labelled with 10^x, so a ratio from 0.1 to 10 spreads evenly).
+#[derive(Clone, Debug, PartialEq)]
+pub struct XAxis {
+    pub desc: String,
+    pub log10: bool,
+}
+
+impl XAxis {
+    /// Readout time in ms, linear, from 0.
+    pub fn readout_time() -> XAxis {
+        XAxis {
+            desc: "readout time (ms)".into(),
+            log10: false,
+        }
+    }
+}
+
+/// Accuracy lines against any x (see [`XAxis`]): as
+/// [`plot_accuracy_vs_time`], whose x is the readout time.
+pub fn plot_accuracy_lines(
+    path: &Path,
+    series: &[Series],
+    baselines: &[(String, f64)],
+    title: &str,
+    axis: &XAxis,
+) -> Result<(), ReportError> {
     if series.iter().all(|s| s.points.is_empty()) {
         return Err(invalid("accuracy plot: no series with points"));
     }
@@ -417,7 +448,9 @@ pub fn plot_accuracy_vs_time(
     let pts = || series.iter().flat_map(|s| s.points.iter());
     let t_max = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let t_min = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let (x0, x1) = if t_min >= 0.0 {
+    let (x0, x1) = if axis.log10 {
+        padded_range(pts().map(|p| p.0)).unwrap_or((0.0, 1.0))
+    } else if t_min >= 0.0 {
         (0.0, if t_max > 0.0 { t_max * 1.05 } else { 1.0 })
     } else {
         padded_range(pts().map(|p| p.0)).unwrap_or((0.0, 1.0))
@@ -451,6 +484,22 @@ pub fn plot_accuracy_vs_time(
     let height = 640u32.max(110 + 28 * legend_rows.len() as u32);
     let width = 1000 + legend_w;
 
+    let linear_ticks = ticker(x1 - x0);
+    let x_ticks = |v: &f64| {
+        if axis.log10 {
+            let x = 10f64.powf(*v);
+            // Three significant digits: 0.0316, 0.316, 3.16, 31.6.
+            let digits = (2 - x.log10().floor() as i32).max(0) as usize;
+            let s = format!("{x:.digits$}");
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
+        } else {
+            linear_ticks(v)
+        }
+    };
     render_png(path, (width, height), |root| {
         let body = root.titled(title, (FONT, 28))?;
         let (plot_area, legend_area) = body.split_horizontally(1000);
@@ -461,11 +510,11 @@ pub fn plot_accuracy_vs_time(
             .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
-            .x_desc("readout time (ms)")
+            .x_desc(axis.desc.as_str())
             .y_desc("accuracy (%)")
             .axis_desc_style((FONT, 20))
             .label_style((FONT, 16))
-            .x_label_formatter(&ticker(x1 - x0))
+            .x_label_formatter(&x_ticks)
             .y_label_formatter(&ticker(y1 - y0))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
