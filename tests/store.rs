@@ -531,3 +531,49 @@ fn a_non_utf8_input_path_is_refused_up_front() {
     assert!(err.contains("not valid UTF-8"), "{err}");
     assert!(!dir.exists(), "refused before anything was written");
 }
+
+/// A store written before model versions were recorded (a manifest with no
+/// `model_version`, sealed as such) still evaluates, since its files are
+/// what they are, but an encode does not take it over as its own job: the
+/// same config gives other numbers under another model.
+#[test]
+fn a_store_of_an_unrecorded_model_version_is_not_resumed() {
+    use sha2::Digest;
+    let cfg = small_config(6, 60.0);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("enc");
+    let (set, rows) = subset(20, 9);
+    let data = reference(&set, Some(&rows));
+    encode(&cfg, &data, &opts(&dir, 10), &Quiet).unwrap();
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!(
+        "\"model_version\": {}",
+        geodyn::pipeline::MODEL_VERSION
+    )));
+    // The manifest as an older geodyn wrote it: no field, its own seal.
+    let mut m: Manifest = serde_json::from_str(&text).unwrap();
+    m.model_version = 0;
+    m.checksum.clear();
+    let unsealed = serde_json::to_string(&m).unwrap();
+    assert!(!unsealed.contains("model_version"));
+    m.checksum = sha2::Sha256::digest(unsealed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    evaluate(&dir, &EvaluateOptions::new(tmp.path().join("r")), &Quiet).unwrap();
+    let err = encode(&cfg, &data, &opts(&dir, 10), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model version") && err.contains("--restart"),
+        "{err}"
+    );
+    let mut o = opts(&dir, 10);
+    o.restart = true;
+    encode(&cfg, &data, &o, &Quiet).unwrap();
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("\"model_version\""));
+}

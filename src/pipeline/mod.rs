@@ -27,7 +27,7 @@ pub use evaluate::{
 pub use observer::{Collect, Event, Observer, Quiet};
 pub use store::{
     encode, encode_with, merge_shards, read_manifest, DirLock, EncodeData, EncodeOptions, FileSum,
-    InputFile, Manifest, LOCK_FILE, STORE_FORMAT,
+    InputFile, Manifest, LOCK_FILE, MODEL_VERSION, STORE_FORMAT,
 };
 
 use serde::{Deserialize, Serialize};

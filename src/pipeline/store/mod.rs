@@ -54,6 +54,19 @@ pub(crate) use inputs::contents_changed as inputs_changed;
 /// (re-encode them), never half-understood.
 pub const STORE_FORMAT: u32 = 2;
 
+/// The version of what an encode computes from its config (the model's
+/// semantics, not the file layout): bumped when the same config and seed
+/// give other numbers, so that a store of the old model is never resumed or
+/// reused by the new one as if it were the same job. 0: stores written
+/// before the version was recorded; 2: plastic edges' initial weights
+/// clipped to `[stdp.w_min, stdp.w_max]` at build time (dc1043b; 1 is the
+/// model before it, never recorded).
+pub const MODEL_VERSION: u32 = 2;
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 /// What an encode directory holds (`manifest.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -61,6 +74,10 @@ pub struct Manifest {
     #[serde(default)]
     pub store_format: u32,
     pub geodyn_version: String,
+    /// [`MODEL_VERSION`]; absent (0) in stores written before it, and then
+    /// left out of the file, so their checksums still hold.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_version: u32,
     pub experiment: String,
     pub config_hash: String,
     /// The config as checked (canonical TOML), so `evaluate` needs nothing else.
@@ -121,6 +138,17 @@ impl Manifest {
             return Some(format!(
                 "it was written by geodyn {} (this is {})",
                 o.geodyn_version, self.geodyn_version
+            ));
+        }
+        if self.model_version != o.model_version {
+            let what = if o.model_version == 0 {
+                "an unrecorded model version (written before versions were recorded)".to_string()
+            } else {
+                format!("model version {}", o.model_version)
+            };
+            return Some(format!(
+                "it was computed by {what}; this geodyn computes model version {}, whose numbers differ for the same config",
+                self.model_version
             ));
         }
         if self.config_hash != o.config_hash {
@@ -391,6 +419,7 @@ fn job_manifest(
     let mut m = Manifest {
         store_format: STORE_FORMAT,
         geodyn_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_version: MODEL_VERSION,
         experiment: cfg.experiment().to_string(),
         config_hash: cfg.hash().to_string(),
         config_toml: toml::to_string(cfg.raw()).map_err(|e| PipelineError::Other(e.to_string()))?,
