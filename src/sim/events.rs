@@ -81,18 +81,28 @@ impl Ev {
 /// One out-edge as emission reads it. The table holds each node's out-edges
 /// (the CSR range of `Network::out_offsets`) sorted by (latency, edge id), so
 /// an emission's arrivals come out in time order and an emission can stop at
-/// the first one that is not due.
+/// the first one that is not due. 24 bytes: what every arrival needs. With
+/// STDP on, what a plastic edge adds is in [`OutPlastic`], a parallel array
+/// (same positions), so a network without plasticity reads half the bytes
+/// per arrival that one table of both would hold.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct OutEdge {
     pub(super) latency: f64,
+    /// exp(latency / tau_s of the target) (the factor tables; zero without them).
+    pub(super) f_s: f64,
     pub(super) edge: u32,
     pub(super) target: u32,
-    pub(super) plastic: u32,
-    /// exp(latency / tau_s of the target), exp(latency / tau_plus),
-    /// exp(latency / tau_minus) (the factor tables; zero without them).
-    pub(super) f_s: f64,
+}
+
+/// What STDP adds to an out-edge (the entry at the same position of the
+/// part's `out_plastic`): its plastic index (NOT_PLASTIC for an edge that
+/// is not) and exp(latency / tau_plus), exp(latency / tau_minus) (zeros
+/// without the tables or for an edge that is not plastic).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OutPlastic {
     pub(super) f_plus: f64,
     pub(super) f_minus: f64,
+    pub(super) plastic: u32,
 }
 
 /// An activation whose signals are still travelling: entries `next..end` of
@@ -348,7 +358,7 @@ impl EventQueue {
     /// Writes the arrivals of `epoch`: every due emission's arrivals of this
     /// epoch, each emission then parked at its next one. `weights` are the
     /// run's weights, `factors` the emissions' (see [`Ev`]).
-    pub(super) fn gather_arrivals<const TABLES: bool>(
+    pub(super) fn gather_arrivals<const TABLES: bool, const STDP: bool>(
         &mut self,
         edges: EdgeView,
         epoch: u64,
@@ -360,7 +370,7 @@ impl EventQueue {
         self.in_ring -= self.due.len();
         let mut due = std::mem::take(&mut self.due);
         for em in due.drain(..) {
-            self.drain_emission::<TABLES>(em, &edges, mask);
+            self.drain_emission::<TABLES, STDP>(em, &edges, mask);
         }
         self.due = due;
         while let Some(&Reverse(p)) = self.parked.peek() {
@@ -368,7 +378,7 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            self.drain_emission::<TABLES>(p.em, &edges, mask);
+            self.drain_emission::<TABLES, STDP>(p.em, &edges, mask);
         }
     }
 
@@ -386,9 +396,17 @@ impl EventQueue {
     /// so they are a prefix of what is left, each with its time slot
     /// counted), then parks it at its next one.
     #[inline(always)]
-    fn drain_emission<const TABLES: bool>(&mut self, mut em: Emission, view: &EdgeView, mask: u64) {
+    fn drain_emission<const TABLES: bool, const STDP: bool>(
+        &mut self,
+        mut em: Emission,
+        view: &EdgeView,
+        mask: u64,
+    ) {
         let (start, end) = (em.next as usize, em.end as usize);
         let edges = &view.out[start..end];
+        // With STDP on, the plastic index of each of these out-edges (the
+        // part's parallel array: same positions); off, none is plastic.
+        let plastic_of = if STDP { &view.plastic[start..end] } else { &[] };
         self.make_room(edges.len());
         let epoch = self.epoch;
         let inv_epoch = view.inv_epoch;
@@ -417,20 +435,30 @@ impl EventQueue {
                 due = i;
                 break;
             }
+            let op = if STDP {
+                plastic_of[i]
+            } else {
+                OutPlastic {
+                    f_plus: 0.0,
+                    f_minus: 0.0,
+                    plastic: NOT_PLASTIC,
+                }
+            };
+            let pi = op.plastic;
             let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
             if TABLES {
                 g = f[0] * oe.f_s;
                 // Both computed, one kept: a select, not a branch.
                 let weighted = view.weights[oe.edge as usize] as f64 * g;
-                let plastic = oe.plastic != NOT_PLASTIC;
-                a = if plastic { f[1] * oe.f_plus } else { weighted };
-                b = f[2] * oe.f_minus;
+                let plastic = pi != NOT_PLASTIC;
+                a = if plastic { f[1] * op.f_plus } else { weighted };
+                b = f[2] * op.f_minus;
             }
             current[i] = Ev {
                 time: ta.to_bits(),
                 low: ((oe.edge as u64) << 32) | id,
                 target: oe.target,
-                plastic: oe.plastic,
+                plastic: pi,
                 g,
                 a,
                 b,
@@ -515,6 +543,8 @@ impl EventQueue {
 /// run's weights, the emissions' factors and the epoch length's inverse.
 pub(super) struct EdgeView<'v> {
     pub(super) out: &'v [OutEdge],
+    /// What STDP adds to each entry of `out` (STDP on; else empty).
+    pub(super) plastic: &'v [OutPlastic],
     pub(super) weights: &'v [f32],
     pub(super) factors: &'v [[f64; 3]],
     pub(super) inv_epoch: f64,

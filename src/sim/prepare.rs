@@ -1,7 +1,7 @@
 //! Preparing a network for runs: the per-edge tables computed once per
 //! (network, parameters) and shared by every run and thread.
 
-use super::events::{epoch_geometry, OutEdge, NOT_PLASTIC};
+use super::events::{epoch_geometry, OutEdge, OutPlastic, NOT_PLASTIC};
 use super::params::{RunParams, SimError};
 use crate::network::{EdgeId, Network};
 
@@ -52,6 +52,10 @@ pub(super) struct Part {
     /// writes into an event.
     pub(super) out_offsets: Vec<u32>,
     pub(super) out_edges: Vec<OutEdge>,
+    /// What STDP adds to each entry of `out_edges`; empty with STDP off or
+    /// no plastic edge into the part, so such a part's emissions read 24
+    /// bytes per edge.
+    pub(super) out_plastic: Vec<OutPlastic>,
     /// Edge id of each of this part's compact plastic indices.
     pub(super) plastic_edge: Vec<EdgeId>,
     /// Per target node j of this part: its incoming plastic edges are
@@ -142,37 +146,50 @@ fn build_part(
             in_offsets[j + 1 - lo as usize] = plastic_edge.len() as u32;
         }
     }
+    let f = |on: bool, latency: f64, inv_tau: f64| {
+        if on {
+            (latency * inv_tau).exp()
+        } else {
+            0.0
+        }
+    };
     let n = net.n_nodes();
     let mut out_offsets = Vec::with_capacity(n + 1);
     out_offsets.push(0u32);
     let mut out_edges = Vec::with_capacity(part_edges);
+    let with_plastic = !plastic_edge.is_empty();
+    let mut out_plastic = Vec::with_capacity(if with_plastic { part_edges } else { 0 });
     for i in 0..n {
         let start = out_edges.len();
         let range = net.out_offsets[i] as usize..net.out_offsets[i + 1] as usize;
         let edges = range.clone().zip(&net.edge_target[range.clone()]);
-        let per_edge = net.edge_latency_ms[range.clone()]
-            .iter()
-            .zip(&plastic_index[range]);
-        for ((e, &target), (&latency, &pi)) in edges.zip(per_edge) {
+        for (e, &target) in edges {
             if !(lo..hi).contains(&target) {
                 continue;
             }
-            let plastic = pi != NOT_PLASTIC;
-            let f = |on: bool, inv_tau: f64| if on { (latency * inv_tau).exp() } else { 0.0 };
+            let latency = net.edge_latency_ms[e];
             out_edges.push(OutEdge {
                 latency,
+                f_s: f(factors.on, latency, factors.inv_tau_s),
                 edge: e as u32,
                 target,
-                plastic: pi,
-                f_s: f(factors.on, factors.inv_tau_s),
-                f_plus: f(factors.on && plastic, factors.inv_tau_plus),
-                f_minus: f(factors.on && plastic, factors.inv_tau_minus),
             });
         }
         // By (latency, edge id): an emission's arrivals come out in time
         // order, ties by edge id (the event order's next key).
         out_edges[start..]
             .sort_unstable_by(|a, b| a.latency.total_cmp(&b.latency).then(a.edge.cmp(&b.edge)));
+        if with_plastic {
+            out_plastic.extend(out_edges[start..].iter().map(|oe| {
+                let pi = plastic_index[oe.edge as usize];
+                let on = factors.on && pi != NOT_PLASTIC;
+                OutPlastic {
+                    f_plus: f(on, oe.latency, factors.inv_tau_plus),
+                    f_minus: f(on, oe.latency, factors.inv_tau_minus),
+                    plastic: pi,
+                }
+            }));
+        }
         out_offsets.push(out_edges.len() as u32);
     }
     Part {
@@ -180,6 +197,7 @@ fn build_part(
         hi,
         out_offsets,
         out_edges,
+        out_plastic,
         plastic_edge,
         in_offsets,
     }
@@ -349,11 +367,13 @@ pub fn estimate_state_bytes(
     use std::mem::size_of;
     let (n, m, p) = (n_nodes, n_edges, n_plastic);
     let parts = n_parts.clamp(1, n.max(1));
-    // Per edge: the out-edge table and the plastic index; per plastic edge:
-    // its id and its run state; per node and part: the part's out-edge
-    // offsets, its run state and activation record (a part keeps them for
-    // every node); per node once: 1/tau_s and the plastic offsets.
-    m * (size_of::<OutEdge>() + 4)
+    // Per edge: the out-edge table and the plastic index (and, with any
+    // plastic edge, what STDP adds beside the table); per plastic edge: its
+    // id and its run state; per node and part: the part's out-edge offsets,
+    // its run state and activation record (a part keeps them for every
+    // node); per node once: 1/tau_s and the plastic offsets.
+    let beside = if p > 0 { size_of::<OutPlastic>() } else { 0 };
+    m * (size_of::<OutEdge>() + 4 + beside)
         + p * (4 + size_of::<super::dynamics::PlasticHot>())
         + parts * n * (4 + size_of::<super::dynamics::NodeHot>() + 8)
         + n * (4 + 8)

@@ -614,14 +614,16 @@ impl Simulator<'_> {
         let q = &mut r.space.queue;
         let view = EdgeView {
             out: &r.ctx.part.out_edges,
+            plastic: &r.ctx.part.out_plastic,
             weights: r.ctx.weights,
             factors: &r.space.state.emission_factor,
             inv_epoch: self.inv_epoch,
         };
-        if self.tables {
-            q.gather_arrivals::<true>(view, epoch, mask);
-        } else {
-            q.gather_arrivals::<false>(view, epoch, mask);
+        match (self.tables, r.ctx.part.out_plastic.is_empty()) {
+            (true, false) => q.gather_arrivals::<true, true>(view, epoch, mask),
+            (true, true) => q.gather_arrivals::<true, false>(view, epoch, mask),
+            (false, false) => q.gather_arrivals::<false, true>(view, epoch, mask),
+            (false, true) => q.gather_arrivals::<false, false>(view, epoch, mask),
         }
         while r.stim_cursor < q.stimulus.len()
             && self.epoch_of(key_time(q.stimulus[r.stim_cursor])) <= epoch
