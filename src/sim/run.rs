@@ -55,12 +55,14 @@ fn part_snapshot(ctx: &Ctx, space: &PartSpace) -> Vec<f32> {
         .snapshot_edges
         .iter()
         .filter(|&&e| ctx.part.owns(net.edge_target[e as usize]))
-        .map(
-            |&e| match plastic.get(ctx.sim.plastic_index[e as usize] as usize) {
+        .map(|&e| {
+            // No plastic index table (no plastic edge): every weight is the run's.
+            let pi = ctx.sim.plastic_index.get(e as usize);
+            match pi.and_then(|&pi| plastic.get(pi as usize)) {
                 Some(x) => x.weight,
                 None => ctx.weights[e as usize],
-            },
-        )
+            }
+        })
         .collect()
 }
 
