@@ -669,6 +669,10 @@ impl RunFacts<'_> {
             "hidden_nodes": targets.len(),
             "mean_target_hz": h.rule.mean_target_hz(),
             "silent_hidden_nodes_before_learning": targets.iter().filter(|&&r| r == 0.0).count(),
+            // A node whose drive STDP removed stays below its target at any
+            // threshold, and the rule lowers its threshold every image:
+            // these are the nodes the rule could not bring back.
+            "hidden_nodes_threshold_below_0.001_of_start": ratios.iter().filter(|&&r| r < 1e-3).count(),
             "threshold_ratio_after_learning": {
                 "mean": ratios.iter().sum::<f64>() / n,
                 "min": fold(f64::min, f64::INFINITY),
