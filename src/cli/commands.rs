@@ -21,7 +21,10 @@ pub fn load_config(spec: &str, n_recurrent: Option<usize>) -> Result<ExperimentC
     if let Some(n) = n_recurrent {
         raw.network.n_recurrent = n;
     }
-    Ok(raw.check(&path)?)
+    let cfg = raw.check(&path)?;
+    // Only `reproduce stdp` (which does not come through here) runs it.
+    cfg.refuse_homeostasis(&path, "this command")?;
+    Ok(cfg)
 }
 
 pub fn data_spec(d: &DataArgs) -> DataSpec {

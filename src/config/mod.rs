@@ -65,6 +65,23 @@ pub struct EvalParams {
     pub linear: Vec<LinearParams>,
 }
 
+/// Checked homeostasis parameters (`[homeostasis]`; experiment 2 only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HomeostasisParams {
+    kind: HomeostasisKind,
+    rate: f64,
+}
+
+impl HomeostasisParams {
+    pub fn kind(&self) -> HomeostasisKind {
+        self.kind
+    }
+    /// eta: finite and > 0.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
 /// A checked experiment: everything the runner needs. Only
 /// [`RawConfig::check`] makes one, so its parts are always valid; they are
 /// read through accessors, and changes go to the [`RawConfig`] before the check.
@@ -78,6 +95,7 @@ pub struct ExperimentConfig {
     stimulus: StimulusParams,
     embedding: EmbeddingParams,
     evaluation: EvalParams,
+    homeostasis: Option<HomeostasisParams>,
     hash: String,
     raw: RawConfig,
 }
@@ -108,6 +126,28 @@ impl ExperimentConfig {
     }
     pub fn evaluation(&self) -> &EvalParams {
         &self.evaluation
+    }
+    /// `[homeostasis]`, if the config sets it (only experiment 2 uses it).
+    pub fn homeostasis(&self) -> Option<&HomeostasisParams> {
+        self.homeostasis.as_ref()
+    }
+    /// Refuses a config that sets `[homeostasis]` for a use that would
+    /// ignore it (`user` names that use; `path` the file): homeostasis runs
+    /// only in experiment 2's learning phase, and a silently ignored section
+    /// would make a report claim what was not run.
+    pub fn refuse_homeostasis(&self, path: &Path, user: &str) -> Result<(), ConfigError> {
+        match self.homeostasis {
+            None => Ok(()),
+            Some(_) => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "homeostasis".into(),
+                value: "(set)".into(),
+                why: format!(
+                    "only experiment 2 (`geodyn reproduce stdp`) uses it; {user} would ignore it: \
+                     remove the [homeostasis] section"
+                ),
+            }),
+        }
     }
     /// SHA-256 of the canonical TOML of the checked raw config.
     pub fn hash(&self) -> &str {
@@ -403,6 +443,7 @@ impl RawConfig {
         let stimulus = c.stimulus(&self.stimulus, duration)?;
         let embedding = c.embedding(&self, &plastic_edges, duration)?;
         let evaluation = c.evaluation(&self.evaluation)?;
+        let homeostasis = c.homeostasis(self.homeostasis.as_ref(), &self.stdp)?;
         let canonical = toml::to_string(&self)
             .map_err(|e| c.bad("(config)", "", &format!("cannot re-serialise: {e}")))?;
         let hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
@@ -415,6 +456,7 @@ impl RawConfig {
             stimulus,
             embedding,
             evaluation,
+            homeostasis,
             hash,
             raw: self,
         })
@@ -636,6 +678,26 @@ impl Checker<'_> {
             ));
         }
         Ok(NetworkPlan::EdgeList { nodes, edges })
+    }
+
+    /// `[homeostasis]`, checked: it acts while STDP learns, so it needs STDP.
+    fn homeostasis(
+        &self,
+        h: Option<&RawHomeostasis>,
+        stdp: &RawStdp,
+    ) -> Result<Option<HomeostasisParams>, ConfigError> {
+        let Some(h) = h else {
+            return Ok(None);
+        };
+        let rate = self.positive("homeostasis.rate", h.rate)?;
+        if !stdp.enabled {
+            return Err(self.bad(
+                "homeostasis",
+                "(set)",
+                "homeostasis acts while STDP learns: set stdp.enabled = true, or remove the section",
+            ));
+        }
+        Ok(Some(HomeostasisParams { kind: h.kind, rate }))
     }
 
     /// The plastic edge classes and the STDP parameters (none when off).

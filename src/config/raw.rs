@@ -52,6 +52,46 @@ pub struct RawConfig {
     pub embedding: RawEmbedding,
     #[serde(default)]
     pub evaluation: RawEvaluation,
+    /// Experiment 2 only: homeostasis while STDP learns (absent = off).
+    /// Unset stays out of the canonical text, so configs without it keep
+    /// their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homeostasis: Option<RawHomeostasis>,
+}
+
+/// What homeostasis adapts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HomeostasisKind {
+    /// Intrinsic plasticity: each hidden node's threshold, between training
+    /// images, towards the node's own pre-learning rate.
+    #[default]
+    Threshold,
+}
+
+/// `[homeostasis]`: see `crate::experiments::stdp` for the rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHomeostasis {
+    #[serde(default)]
+    pub kind: HomeostasisKind,
+    /// eta, dimensionless: the log-threshold step per image for a rate one
+    /// mean target rate away from the node's target.
+    #[serde(default = "d_homeostasis_rate")]
+    pub rate: f64,
+}
+
+impl Default for RawHomeostasis {
+    fn default() -> Self {
+        RawHomeostasis {
+            kind: HomeostasisKind::Threshold,
+            rate: d_homeostasis_rate(),
+        }
+    }
+}
+
+fn d_homeostasis_rate() -> f64 {
+    0.1
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -595,3 +595,73 @@ fn the_timing_codes_parse_and_latency_needs_its_window() {
     let canonical = toml::to_string(&parse(&base(), Path::new("t.toml")).unwrap()).unwrap();
     assert!(!canonical.contains("latency_window_ms"), "{canonical}");
 }
+
+fn stdp_text() -> String {
+    std::fs::read_to_string(shipped("stdp.toml")).unwrap()
+}
+
+fn checked(text: &str) -> ExperimentConfig {
+    parse(text, Path::new("t.toml"))
+        .and_then(|r| r.check(Path::new("t.toml")))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn homeostasis_is_read_defaulted_and_checked() {
+    let off = checked(&stdp_text());
+    assert!(off.homeostasis().is_none(), "absent = off");
+    let on = checked(&format!(
+        "{}\n[homeostasis]\nkind = \"threshold\"\nrate = 0.25\n",
+        stdp_text()
+    ));
+    let h = on.homeostasis().unwrap();
+    assert_eq!((h.kind(), h.rate()), (HomeostasisKind::Threshold, 0.25));
+    let default = checked(&format!("{}\n[homeostasis]\n", stdp_text()));
+    let h = default.homeostasis().unwrap();
+    assert_eq!((h.kind(), h.rate()), (HomeostasisKind::Threshold, 0.1));
+    assert_ne!(on.hash(), off.hash(), "the section is part of the hash");
+    for bad in ["0.0", "-0.1", "nan", "inf"] {
+        let e = error_of(&format!("{}\n[homeostasis]\nrate = {bad}\n", stdp_text()));
+        assert!(
+            e.starts_with("test.toml: homeostasis.rate = ") && e.contains("> 0"),
+            "{bad}: {e}"
+        );
+    }
+    let e = error_of(&format!(
+        "{}\n[homeostasis]\nkind = \"scaling\"\n",
+        stdp_text()
+    ));
+    assert!(e.contains("threshold"), "{e}");
+    let e = error_of(&format!("{}\n[homeostasis]\neta = 0.1\n", stdp_text()));
+    assert!(e.contains("eta"), "{e}");
+    // It acts while STDP learns: refused without STDP.
+    let paths = std::fs::read_to_string(shipped("paths.toml")).unwrap();
+    let e = error_of(&format!("{paths}\n[homeostasis]\n"));
+    assert!(
+        e.starts_with("test.toml: homeostasis = (set)") && e.contains("stdp.enabled"),
+        "{e}"
+    );
+    // Other uses refuse it, naming the file and the section.
+    let e = on
+        .refuse_homeostasis(Path::new("x.toml"), "experiment 1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("x.toml: homeostasis = (set)") && e.contains("experiment 1"),
+        "{e}"
+    );
+    assert!(off.refuse_homeostasis(Path::new("x.toml"), "x").is_ok());
+}
+
+#[test]
+fn configs_without_homeostasis_keep_their_hash() {
+    // Unset, the section stays out of the canonical text; the hash of the
+    // shipped stdp.toml is the one it had before the section existed.
+    let canonical = toml::to_string(&parse(&stdp_text(), Path::new("t")).unwrap()).unwrap();
+    assert!(!canonical.contains("homeostasis"), "{canonical}");
+    assert_eq!(
+        checked(&stdp_text()).hash(),
+        "cc41ae732d902529ce8149bf89156f71068bbdc27f0f8929837560f76c9e62bc",
+        "configs/stdp.toml's hash moved"
+    );
+}

@@ -33,6 +33,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
     refuse(opts, "1 (paths)")?;
     let (raw, path) = raw_config(opts, "paths")?;
     let cfg = raw.check(&path)?.with_all_paths_methods();
+    cfg.refuse_homeostasis(&path, "experiment 1 (paths)")?;
     if cfg.run().stdp().is_some() {
         return Err(ExperimentError::Unsuitable(
             "experiment 1 (paths) runs without plasticity: set stdp.enabled = false".into(),

@@ -84,6 +84,7 @@ fn run(opts: &ExperimentOptions, observer: &dyn Observer) -> Result<Report, Expe
             raw.network.n_recurrent = n;
         }
         let cfg = raw.check(&path)?;
+        cfg.refuse_homeostasis(&path, "experiment 3 (weights)")?;
         let dir = if opts.sweep {
             opts.out.join(format!("n{}", cfg.n_recurrent()))
         } else {

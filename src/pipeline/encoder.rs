@@ -121,6 +121,17 @@ impl<'a> Encoder<'a> {
     pub fn simulator(&self) -> &Simulator<'a> {
         &self.sim
     }
+    /// Sets the per-node thresholds of the runs that follow (see
+    /// [`Simulator::set_thresholds`]); the views do not read thresholds.
+    pub fn set_thresholds(&mut self, threshold: &[f64]) -> Result<(), PipelineError> {
+        Ok(self.sim.set_thresholds(threshold)?)
+    }
+    /// As [`Encoder::set_thresholds`], by value (e.g. a network whose
+    /// thresholds were adapted while learning, run frozen).
+    pub fn with_thresholds(mut self, threshold: &[f64]) -> Result<Encoder<'a>, PipelineError> {
+        self.set_thresholds(threshold)?;
+        Ok(self)
+    }
     /// What a run must record for the views (what `encode_row` records).
     pub fn record_spec(&self) -> &RecordSpec {
         self.embedder.record_spec()

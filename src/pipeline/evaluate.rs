@@ -897,6 +897,7 @@ pub fn evaluate(
     let mut raw = config::parse(&manifest.config_toml, &mpath)?;
     opts.apply(&mut raw);
     let cfg = raw.check(&mpath)?;
+    cfg.refuse_homeostasis(&mpath, "evaluate")?;
     let labels: Array1<u8> = super::store::read_npy_checked(dir, manifest.file_sum("labels.npy")?)?;
     if labels.len() != manifest.n_rows {
         return Err(PipelineError::Corrupt {

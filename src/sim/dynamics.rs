@@ -44,8 +44,9 @@ pub(super) struct NodeState {
 }
 
 impl NodeState {
-    /// The state at rest: potentials 0, no node refractory, traces empty.
-    pub(super) fn reset(&mut self, net: &Network, part: &Part, weights: &[f32]) {
+    /// The state at rest: potentials 0, no node refractory, traces empty;
+    /// each node's threshold is `threshold[j]` (the simulator's copy).
+    pub(super) fn reset(&mut self, net: &Network, part: &Part, weights: &[f32], threshold: &[f64]) {
         fn fill<T: Clone>(v: &mut Vec<T>, len: usize, x: T) {
             v.clear();
             v.resize(len, x);
@@ -57,7 +58,7 @@ impl NodeState {
             last_activation: f64::NEG_INFINITY,
             post_trace: 0.0,
             refractory_period_ms: net.refractory_period_ms[j],
-            threshold: net.threshold[j],
+            threshold: threshold[j],
         }));
         self.plastic.clear();
         self.plastic

@@ -245,6 +245,10 @@ pub enum SimError {
     },
     #[error("weights: {got} values for a network of {expected} edges")]
     WeightCount { got: usize, expected: usize },
+    #[error("thresholds: {got} values for a network of {expected} nodes")]
+    ThresholdCount { got: usize, expected: usize },
+    #[error("threshold of node {node} = {value}: a threshold must be finite and > 0")]
+    Threshold { node: NodeId, value: f64 },
     #[error(
         "stimulus activation {index}: node {node} does not exist (network has {n_nodes} nodes)"
     )]

@@ -3,7 +3,7 @@
 
 use super::events::{epoch_geometry, OutEdge, OutPlastic, NOT_PLASTIC};
 use super::params::{RunParams, SimError};
-use crate::network::{EdgeId, Network};
+use crate::network::{EdgeId, Network, NodeId};
 
 /// Largest latency/tau for which per-edge factors exp(latency/tau) are tabled.
 const MAX_TABLED_EXPONENT: f64 = 200.0;
@@ -28,6 +28,12 @@ pub struct Simulator<'a> {
     pub(super) plastic_index: Vec<u32>,
     pub(super) parts: Vec<Part>,
     pub(super) inv_tau_s: Vec<f64>,
+    /// Per node: the threshold every run starts with, copied from the
+    /// network at construction. The simulator's own copy, so thresholds can
+    /// change between runs ([`Simulator::set_thresholds`], e.g. homeostasis
+    /// between training images) without rebuilding the tables or touching
+    /// the network; within a run they are constant.
+    pub(super) threshold: Vec<f64>,
     /// Uniform summation tau over all targets of edges (enables the tables).
     pub(super) tables: bool,
     pub(super) inv_tau_s_uniform: f64,
@@ -322,6 +328,7 @@ impl<'a> Simulator<'a> {
             plastic_index,
             parts,
             inv_tau_s,
+            threshold: net.threshold.clone(),
             tables,
             inv_tau_s_uniform,
             inv_tau_plus,
@@ -339,6 +346,33 @@ impl<'a> Simulator<'a> {
 
     pub fn params(&self) -> &RunParams {
         &self.params
+    }
+
+    /// The per-node thresholds the next run starts with (the network's
+    /// unless [`Simulator::set_thresholds`] changed them).
+    pub fn thresholds(&self) -> &[f64] {
+        &self.threshold
+    }
+
+    /// Replaces the per-node thresholds for the runs that follow. Thresholds
+    /// are read only when a run resets its state, so a change never reaches
+    /// a run in progress. One value per node, each finite and > 0 (the
+    /// network's own rule); on an error nothing changes.
+    pub fn set_thresholds(&mut self, threshold: &[f64]) -> Result<(), SimError> {
+        if threshold.len() != self.net.n_nodes() {
+            return Err(SimError::ThresholdCount {
+                got: threshold.len(),
+                expected: self.net.n_nodes(),
+            });
+        }
+        if let Some(j) = threshold.iter().position(|&h| !(h.is_finite() && h > 0.0)) {
+            return Err(SimError::Threshold {
+                node: j as NodeId,
+                value: threshold[j],
+            });
+        }
+        self.threshold.copy_from_slice(threshold);
+        Ok(())
     }
 
     /// How many parts the targets are cut into (see [`Simulator::with_parts`]).
@@ -376,10 +410,14 @@ pub fn estimate_state_bytes(
     // index and what STDP adds beside the table); per plastic edge: its
     // id and its run state; per node and part: the part's out-edge offsets,
     // its run state and activation record (a part keeps them for every
-    // node); per node once: 1/tau_s and the plastic offsets.
-    let beside = if p > 0 { 4 + size_of::<OutPlastic>() } else { 0 };
+    // node); per node once: 1/tau_s, the threshold and the plastic offsets.
+    let beside = if p > 0 {
+        4 + size_of::<OutPlastic>()
+    } else {
+        0
+    };
     m * (size_of::<OutEdge>() + beside)
         + p * (4 + size_of::<super::dynamics::PlasticHot>())
         + parts * n * (4 + size_of::<super::dynamics::NodeHot>() + 8)
-        + n * (4 + 8)
+        + n * (4 + 8 + 8)
 }

@@ -454,7 +454,7 @@ impl Simulator<'_> {
         ws.fired.clear();
         for (part, space) in self.parts.iter().zip(ws.parts.iter_mut()) {
             space.queue.reset(self.ring_len);
-            space.state.reset(self.net, part, weights);
+            space.state.reset(self.net, part, weights, &self.threshold);
             let queued = &mut space.queue.stimulus;
             queued.clear();
             // `+ 0.0` turns -0.0 into 0.0 so the bit order holds.

@@ -1133,3 +1133,54 @@ fn a_runaway_in_parts_stops_with_the_same_error() {
         }
     }
 }
+
+#[test]
+fn set_thresholds_runs_as_a_network_built_with_them() {
+    // Thresholds set on a prepared simulator give the same run, bit for bit,
+    // as a simulator prepared from a network that has them; they reach only
+    // the runs after the call; a bad set is refused and changes nothing.
+    let net = test_network(40, 5);
+    let s = test_stimulus(36, 9);
+    let p = StdpParams::new(0.01, 0.012, 20.0, 20.0, -2.0, 2.0, true).unwrap();
+    let params = RunParams::new(100.0, Some(p)).unwrap();
+    let spec = RecordSpec {
+        activations: true,
+        node_counts: true,
+        ..Default::default()
+    };
+    let raised: Vec<f64> = net
+        .threshold
+        .iter()
+        .enumerate()
+        .map(|(j, h)| h * (0.7 + 0.05 * (j % 11) as f64))
+        .collect();
+    let mut other = net.clone();
+    other.threshold = raised.clone();
+    let run_on = |sim: &Simulator| {
+        let mut w = net.edge_weight.clone();
+        let rec = sim
+            .run(&mut Workspace::default(), &mut w, &s, &spec)
+            .unwrap();
+        (rec, w)
+    };
+    let want = run_on(&Simulator::new(&other, &params).unwrap());
+    let mut sim = Simulator::new(&net, &params).unwrap();
+    let before = run_on(&sim);
+    assert_ne!(before.0, want.0, "the thresholds must matter here");
+    assert_eq!(sim.thresholds(), &net.threshold[..]);
+    sim.set_thresholds(&raised).unwrap();
+    assert_eq!(run_on(&sim), want);
+    let e = sim.set_thresholds(&raised[1..]).unwrap_err();
+    assert!(matches!(e, SimError::ThresholdCount { .. }), "{e}");
+    let mut bad = raised.clone();
+    bad[7] = 0.0;
+    let e = sim.set_thresholds(&bad).unwrap_err();
+    assert!(matches!(e, SimError::Threshold { node: 7, .. }), "{e}");
+    bad[7] = f64::NAN;
+    assert!(sim.set_thresholds(&bad).is_err());
+    assert_eq!(
+        sim.thresholds(),
+        &raised[..],
+        "a refused set changes nothing"
+    );
+}
