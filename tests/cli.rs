@@ -575,3 +575,59 @@ fn bench_large_refuses_a_network_that_does_not_fit() {
         "{err}"
     );
 }
+
+/// A config with a `[homeostasis]` section is refused, naming the file and the
+/// section, by every command but experiment 2 (which alone uses it), and
+/// before anything is written.
+#[test]
+fn homeostasis_is_refused_outside_experiment_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let cfg = "configs/stdp-homeostasis.toml";
+    for args in [
+        vec!["run", cfg, "--limit", "20", "--out", out.to_str().unwrap()],
+        vec![
+            "encode",
+            cfg,
+            "--limit",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "reproduce",
+            "weights",
+            "--config",
+            cfg,
+            "--quick",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        assert_clean_failure(&args, &["stdp-homeostasis.toml", "homeostasis"]);
+    }
+    assert!(!out.join("manifest.json").exists());
+}
+
+/// The velocity sweep is experiment 3's alone and runs alone.
+#[test]
+fn velocity_sweep_is_refused_where_it_does_not_apply() {
+    assert_clean_failure(
+        &["reproduce", "weights", "--velocity-sweep", "--sweep"],
+        &["--sweep"],
+    );
+    assert_clean_failure(
+        &[
+            "reproduce",
+            "weights",
+            "--velocity-sweep",
+            "--mean-latencies",
+            "--quick",
+        ],
+        &["--velocity-sweep"],
+    );
+    assert_clean_failure(
+        &["reproduce", "paths", "--velocity-sweep", "--quick"],
+        &["--velocity-sweep", "experiment 3"],
+    );
+}
