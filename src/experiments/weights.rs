@@ -177,11 +177,7 @@ fn network_controls(
         let mut eo = eval_opts.clone();
         eo.out = cdir.clone();
         eo.figures = false;
-        eo.controls = Controls {
-            random_projection: false,
-            random_features: false,
-            rate_product: false,
-        };
+        eo.controls = Controls::none();
         let crep = evaluate(&cdir, &eo, observer)?;
         rep.results.extend(crep.results.into_iter().map(|mut r| {
             r.embedding = format!("{}_{name}", r.embedding);
@@ -304,16 +300,13 @@ fn velocity_sweep(
             eo.controls = if combined.is_none() {
                 Controls::nonlinear()
             } else {
-                Controls {
-                    random_projection: false,
-                    random_features: false,
-                    rate_product: false,
-                }
+                Controls::none()
             };
             let rep = evaluate(&dir, &eo, observer)?;
-            let net = cfg.build_network()?;
+            // The geometry table once per point (it walks every edge).
+            let table = report::EdgeClassStats::table(&cfg.build_network()?);
             let median = |class| {
-                report::EdgeClassStats::table(&net)
+                table
                     .iter()
                     .find(|r| r.class == class)
                     .map_or(f64::NAN, |r| r.refraction_ratio_quantiles[2])

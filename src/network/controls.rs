@@ -63,9 +63,15 @@ impl NetworkControl {
     /// Whether a report row's embedding name is a control's
     /// (`<view>_shuffled_latencies` or `<view>_mean_latencies`).
     pub fn is_control_row(embedding: &str) -> bool {
+        Self::built_view(embedding).is_some()
+    }
+
+    /// The built network's view of a control row (`weights_t600` of
+    /// `weights_t600_mean_latencies`); None for a row that is not a control's.
+    pub fn built_view(embedding: &str) -> Option<&str> {
         ["_shuffled_latencies", "_mean_latencies"]
             .iter()
-            .any(|suffix| embedding.ends_with(suffix))
+            .find_map(|suffix| embedding.strip_suffix(suffix))
     }
 
     /// The control network of `net`.

@@ -158,6 +158,16 @@ impl Default for Controls {
 }
 
 impl Controls {
+    /// Raw pixels only (a control network's rows, or a sweep point after the
+    /// first: their baselines are the ones already scored).
+    pub fn none() -> Self {
+        Controls {
+            random_projection: false,
+            random_features: false,
+            rate_product: false,
+        }
+    }
+
     /// Raw pixels beside the nonlinear no-dynamics controls (experiment 3).
     pub fn nonlinear() -> Self {
         Controls {

@@ -142,33 +142,46 @@ fn paired(s: &mut String, r: &Report) -> std::fmt::Result {
             Some((row, base, super::paired_difference(row, base)?))
         })
         .collect();
+    paired_table(
+        s,
+        &pairs,
+        "Beside raw pixels, same readout, same splits",
+        "| embedding | classifier | dim | accuracy (%) | raw pixels (%) | difference (points) | splits |\n|---|---|---:|---:|---:|---:|---:|",
+        |row, _| format!("{} | {}", row.dim, pct(row.accuracy_mean)),
+        "Difference: mean of the per-split differences ± its standard error (sd / sqrt(splits)).",
+    )
+}
+
+/// A section of paired rows: `header` (the table's two header lines), then
+/// one line per pair, `| embedding | classifier | <middle> | base (%) |
+/// difference | splits |`, and `footer`. Nothing when there are no pairs.
+fn paired_table(
+    s: &mut String,
+    pairs: &[(&ResultRow, &ResultRow, super::Paired)],
+    title: &str,
+    header: &str,
+    middle: impl Fn(&ResultRow, &ResultRow) -> String,
+    footer: &str,
+) -> std::fmt::Result {
     if pairs.is_empty() {
         return Ok(());
     }
-    writeln!(s, "\n## Beside raw pixels, same readout, same splits\n")?;
-    writeln!(
-        s,
-        "| embedding | classifier | dim | accuracy (%) | raw pixels (%) | difference (points) | splits |"
-    )?;
-    writeln!(s, "|---|---|---:|---:|---:|---:|---:|")?;
+    writeln!(s, "\n## {title}\n")?;
+    writeln!(s, "{header}")?;
     for (row, base, p) in pairs {
         writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:+.2} ± {:.2} | {} |",
+            "| {} | {} | {} | {} | {:+.2} ± {:.2} | {} |",
             esc(&row.embedding),
             row.classifier.name(),
-            row.dim,
-            pct(row.accuracy_mean),
+            middle(row, base),
             pct(base.accuracy_mean),
             100.0 * p.mean,
             100.0 * p.se,
             p.splits
         )?;
     }
-    writeln!(
-        s,
-        "\nDifference: mean of the per-split differences ± its standard error (sd / sqrt(splits))."
-    )
+    writeln!(s, "\n{footer}")
 }
 
 /// What each view is set against besides raw pixels (issue 13): a
@@ -181,15 +194,11 @@ fn control_pairs(r: &Report) -> Vec<(&ResultRow, &ResultRow, super::Paired)> {
     let same = |a: &ResultRow, b: &ResultRow| a.classifier == b.classifier;
     let mut pairs = Vec::new();
     for row in &r.results {
-        if crate::network::NetworkControl::is_control_row(&row.embedding) {
-            let built = r.results.iter().find(|b| {
-                same(row, b)
-                    && b.embedding.len() < row.embedding.len()
-                    && row.embedding.starts_with(&format!("{}_", b.embedding))
-                    && crate::network::NetworkControl::is_control_row(
-                        &row.embedding[b.embedding.len()..],
-                    )
-            });
+        if let Some(view) = crate::network::NetworkControl::built_view(&row.embedding) {
+            let built = r
+                .results
+                .iter()
+                .find(|b| same(row, b) && b.embedding == view);
             if let Some(b) = built {
                 pairs.push((row, b));
             }
@@ -213,33 +222,13 @@ fn control_pairs(r: &Report) -> Vec<(&ResultRow, &ResultRow, super::Paired)> {
 }
 
 fn paired_controls(s: &mut String, r: &Report) -> std::fmt::Result {
-    let pairs = control_pairs(r);
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    writeln!(s, "\n## Beside the controls, same readout, same splits\n")?;
-    writeln!(
+    paired_table(
         s,
-        "| embedding | classifier | accuracy (%) | control | control (%) | difference (points) | splits |"
-    )?;
-    writeln!(s, "|---|---|---:|---|---:|---:|---:|")?;
-    for (row, base, p) in pairs {
-        writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {:+.2} ± {:.2} | {} |",
-            esc(&row.embedding),
-            row.classifier.name(),
-            pct(row.accuracy_mean),
-            esc(&base.embedding),
-            pct(base.accuracy_mean),
-            100.0 * p.mean,
-            100.0 * p.se,
-            p.splits
-        )?;
-    }
-    writeln!(
-        s,
-        "\nA geometry-control row is set against the same view of the built network (control minus built); every other view against the no-dynamics control of its dimension (view minus control)."
+        &control_pairs(r),
+        "Beside the controls, same readout, same splits",
+        "| embedding | classifier | accuracy (%) | control | control (%) | difference (points) | splits |\n|---|---|---:|---|---:|---:|---:|",
+        |row, base| format!("{} | {}", pct(row.accuracy_mean), esc(&base.embedding)),
+        "A geometry-control row is set against the same view of the built network (control minus built); every other view against the no-dynamics control of its dimension (view minus control).",
     )
 }
 

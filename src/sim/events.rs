@@ -105,6 +105,15 @@ pub(super) struct OutPlastic {
     pub(super) plastic: u32,
 }
 
+impl OutPlastic {
+    /// An edge that is not plastic.
+    pub(super) const NONE: OutPlastic = OutPlastic {
+        f_plus: 0.0,
+        f_minus: 0.0,
+        plastic: NOT_PLASTIC,
+    };
+}
+
 /// An activation whose signals are still travelling: entries `next..end` of
 /// the out-edge table have not arrived yet. `id` numbers the run's emissions
 /// (the emission factors' index and the last tie-break of the event order).
@@ -404,7 +413,7 @@ impl EventQueue {
     ) {
         let (start, end) = (em.next as usize, em.end as usize);
         let edges = &view.out[start..end];
-        // With STDP on, the plastic index of each of these out-edges (the
+        // With STDP on, what STDP adds to each of these out-edges (the
         // part's parallel array: same positions); off, none is plastic.
         let plastic_of = if STDP { &view.plastic[start..end] } else { &[] };
         self.make_room(edges.len());
@@ -438,11 +447,7 @@ impl EventQueue {
             let op = if STDP {
                 plastic_of[i]
             } else {
-                OutPlastic {
-                    f_plus: 0.0,
-                    f_minus: 0.0,
-                    plastic: NOT_PLASTIC,
-                }
+                OutPlastic::NONE
             };
             let pi = op.plastic;
             let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
