@@ -25,7 +25,7 @@ pub(super) struct NodeState {
     pub(super) fired: Vec<Activation>,
     /// Per node, what every arrival at it reads, in one record (one bounds
     /// check and one cache line per arrival instead of one per array).
-    node: Vec<NodeHot>,
+    pub(super) node: Vec<NodeHot>,
     /// Per plastic index (target-major: a node's incoming plastic edges are
     /// contiguous, so potentiation walks memory in order): the edge's scaled
     /// pre trace and its weight during the run. The run's weights live here

@@ -17,6 +17,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::dynamics::{NodeHot, PlasticHot};
+
 /// The edge field of a stimulus event (its low word holds the node).
 pub(super) const EXTERNAL: u32 = u32::MAX;
 /// The plastic index of an edge that is not plastic (or of a stimulus event).
@@ -450,6 +452,10 @@ impl EventQueue {
                 OutPlastic::NONE
             };
             let pi = op.plastic;
+            if STDP {
+                prefetch(view.plastic_state, pi);
+            }
+            prefetch(view.node_state, oe.target);
             let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
             if TABLES {
                 g = f[0] * oe.f_s;
@@ -544,9 +550,39 @@ impl EventQueue {
     }
 }
 
+/// Asks the cache for entry `i` of a run-state array (the last entry when
+/// `i` is past the end: an arrival that is not plastic has no plastic
+/// index). Writing an arrival knows which state processing will read, the
+/// target's and, for a plastic edge, the edge's, an epoch's sort ahead of
+/// time: in a large network each is a random access, a miss beyond the
+/// last-level cache, while an epoch's prefetched lines (two per event, a
+/// few thousand) fit in the second-level one. A hint only: no result
+/// depends on it. Measured (`bench engine`, one thread, alternating with
+/// the binary before it on a loaded machine): N = 1000 57-87 -> 43-53 ns
+/// per arrival, N = 400 51 -> 33-38, N = 200 unchanged.
+#[inline(always)]
+fn prefetch<T>(state: &[T], i: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(last) = state.len().checked_sub(1) {
+            let p = state[(i as usize).min(last)..].as_ptr();
+            // SAFETY: a prefetch never faults and reads nothing the program
+            // sees; `p` points into `state` in any case.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (state, i);
+}
+
 /// What writing arrivals reads besides the queue: the out-edge table, the
 /// run's weights, the emissions' factors and the epoch length's inverse.
 pub(super) struct EdgeView<'v> {
+    /// The part's plastic run state and node state (see [`prefetch`]).
+    pub(super) plastic_state: &'v [PlasticHot],
+    pub(super) node_state: &'v [NodeHot],
     pub(super) out: &'v [OutEdge],
     /// What STDP adds to each entry of `out` (STDP on; else empty).
     pub(super) plastic: &'v [OutPlastic],

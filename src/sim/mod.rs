@@ -52,6 +52,9 @@
 //! floating-point rounding (a test checks the two agree). The origin moves
 //! forward before the factors could overflow, and networks whose
 //! latency/tau ratios are too large for the tables use `exp` per arrival.
+//! (3) *Prefetch.* Writing an arrival prefetches the target's state and the
+//! plastic edge's, which processing reads after the epoch's sort: in a
+//! network whose state exceeds the cache these are the random accesses.
 //!
 //! **Where things are.** `params`: the checked run and STDP parameters and the
 //! errors; `events`: event keys, the out-edge table, the wheel of emissions

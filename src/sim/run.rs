@@ -619,6 +619,8 @@ impl Simulator<'_> {
             plastic: &r.ctx.part.out_plastic,
             weights: r.ctx.weights,
             factors: &r.space.state.emission_factor,
+            plastic_state: &r.space.state.plastic,
+            node_state: &r.space.state.node,
             inv_epoch: self.inv_epoch,
         };
         match (self.tables, r.ctx.part.out_plastic.is_empty()) {
