@@ -188,6 +188,10 @@ fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
     }
 }
 
+/// How many due emissions ahead of the one being drained have their next
+/// out-edges prefetched.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Epochs with at most this many events are insertion-sorted directly.
 const SHORT_EPOCH: usize = 24;
 /// Time slots per event in the counting sort: with about as many slots as
@@ -380,9 +384,21 @@ impl EventQueue {
         std::mem::swap(&mut self.due, &mut self.ring[slot]);
         self.in_ring -= self.due.len();
         let mut due = std::mem::take(&mut self.due);
-        for em in due.drain(..) {
-            self.drain_emission::<TABLES, STDP>(em, &edges, mask);
+        for (i, em) in due.iter().enumerate() {
+            // Each due emission reads its next few out-edges, a random
+            // place in the table: ask for those of one a few ahead.
+            if let Some(ahead) = due.get(i + PREFETCH_AHEAD) {
+                prefetch(edges.out, ahead.next);
+                if TABLES {
+                    prefetch(edges.factors, ahead.id);
+                }
+                if STDP {
+                    prefetch(edges.plastic, ahead.next);
+                }
+            }
+            self.drain_emission::<TABLES, STDP>(*em, &edges, mask);
         }
+        due.clear();
         self.due = due;
         while let Some(&Reverse(p)) = self.parked.peek() {
             if p.epoch > epoch {
