@@ -454,6 +454,11 @@ impl EventQueue {
         let counts = &mut self.slot_count[..];
         let id = em.id as u64;
         let t = em.t;
+        let (plastic_state, node_state) = (
+            Prefetch::of(view.plastic_state),
+            Prefetch::of(view.node_state),
+        );
+        let weights = view.weights;
         let mut due = edges.len();
         for (i, oe) in edges.iter().enumerate() {
             let ta = t + oe.latency;
@@ -469,14 +474,19 @@ impl EventQueue {
             };
             let pi = op.plastic;
             if STDP {
-                prefetch(view.plastic_state, pi);
+                plastic_state.at(pi);
             }
-            prefetch(view.node_state, oe.target);
+            node_state.at(oe.target);
             let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
             if TABLES {
                 g = f[0] * oe.f_s;
                 // Both computed, one kept: a select, not a branch.
-                let weighted = view.weights[oe.edge as usize] as f64 * g;
+                debug_assert!((oe.edge as usize) < weights.len());
+                // SAFETY: the out-edge table holds edges of the network,
+                // and `Simulator::run` checked that `weights` has one
+                // entry per edge.
+                let w = unsafe { *weights.get_unchecked(oe.edge as usize) };
+                let weighted = w as f64 * g;
                 let plastic = pi != NOT_PLASTIC;
                 a = if plastic { f[1] * op.f_plus } else { weighted };
                 b = f[2] * op.f_minus;
@@ -492,7 +502,10 @@ impl EventQueue {
             };
             let s = slot(x, base, slots, last);
             slot_of[i] = s as u32;
-            counts[s + 1] += 1;
+            debug_assert!(s < counts.len() - 1);
+            // SAFETY: `slot` returns at most `last` = the slot count, and
+            // `begin_epoch` sized the histogram to the slot count + 2.
+            unsafe { *counts.get_unchecked_mut(s + 1) += 1 };
         }
         self.written = w + due;
         self.in_flight -= due as u64;
@@ -578,19 +591,42 @@ impl EventQueue {
 /// per arrival, N = 400 51 -> 33-38, N = 200 unchanged.
 #[inline(always)]
 fn prefetch<T>(state: &[T], i: u32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if let Some(last) = state.len().checked_sub(1) {
-            let p = state[(i as usize).min(last)..].as_ptr();
-            // SAFETY: a prefetch never faults and reads nothing the program
-            // sees; `p` points into `state` in any case.
+    Prefetch::of(state).at(i)
+}
+
+/// [`prefetch`] into one array, its bounds taken once (the hot loop then
+/// pays a `min` and the hint per event).
+#[derive(Clone, Copy)]
+struct Prefetch<T> {
+    base: *const T,
+    /// The last valid index; none for an empty array.
+    last: Option<usize>,
+}
+
+impl<T> Prefetch<T> {
+    #[inline(always)]
+    fn of(state: &[T]) -> Prefetch<T> {
+        Prefetch {
+            base: state.as_ptr(),
+            last: state.len().checked_sub(1),
+        }
+    }
+
+    #[inline(always)]
+    fn at(self, i: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(last) = self.last {
+            // In bounds: `min` clamps to the last entry.
+            let p = self.base.wrapping_add((i as usize).min(last));
+            // SAFETY: a prefetch never faults and reads nothing the
+            // program sees; `p` points into the array in any case.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
             };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (state, i);
 }
 
 /// What writing arrivals reads besides the queue: the out-edge table, the
