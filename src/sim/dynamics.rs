@@ -8,7 +8,20 @@
 //! either. The helpers are `#[inline(always)]`; `phase` and `activate` are the
 //! only `#[inline(never)]` boundaries (one per epoch phase, one per activation).
 
-use super::events::{Emission, Ev, EXTERNAL, NOT_PLASTIC};
+use super::events::{Emission, Ev, Prefetch, EXTERNAL, NOT_PLASTIC};
+
+/// In an epoch of more than `LONG_EPOCH` events (more state lines than the
+/// second-level cache holds, two per event), processing prefetches the
+/// target's (and plastic edge's) state `PROCESS_AHEAD` events ahead, and the
+/// event record twice as far. The tests' small networks have short epochs,
+/// so there the threshold is low enough for both loops to run (and be held
+/// to the reference implementation), including a snapshot that stops a
+/// phase inside the prefetching loop.
+#[cfg(not(test))]
+const LONG_EPOCH: usize = 2048;
+#[cfg(test)]
+const LONG_EPOCH: usize = 16;
+const PROCESS_AHEAD: usize = 8;
 use super::params::StdpParams;
 use super::prepare::{Part, Simulator};
 use super::run::PartSpace;
@@ -166,13 +179,39 @@ impl Ctx<'_, '_> {
         let order = std::mem::take(&mut ws.queue.order);
         let events = std::mem::take(&mut ws.queue.current);
         let mut c = ws.queue.cursor;
-        for &i in &order[c..] {
-            let k = events[i as usize];
-            if k.t() > limit {
-                break;
+        'phase: {
+            // A long epoch's events were written long before they are
+            // processed: the state that writing prefetched has left the
+            // cache since, so it is asked for again, a few events ahead.
+            if order.len() - c > LONG_EPOCH {
+                let (node_state, plastic_state, event) = (
+                    Prefetch::of(&ws.state.node),
+                    Prefetch::of(&ws.state.plastic),
+                    Prefetch::of(&events),
+                );
+                while c + 2 * PROCESS_AHEAD < order.len() {
+                    let ahead = &events[order[c + PROCESS_AHEAD] as usize];
+                    node_state.at(ahead.target);
+                    if STDP {
+                        plastic_state.at(ahead.plastic);
+                    }
+                    event.at(order[c + 2 * PROCESS_AHEAD]);
+                    let k = events[order[c] as usize];
+                    if k.t() > limit {
+                        break 'phase;
+                    }
+                    c += 1;
+                    self.process::<STDP, TABLES>(ws, k.target as usize, k);
+                }
             }
-            c += 1;
-            self.process::<STDP, TABLES>(ws, k.target as usize, k);
+            for &i in &order[c..] {
+                let k = events[i as usize];
+                if k.t() > limit {
+                    break;
+                }
+                c += 1;
+                self.process::<STDP, TABLES>(ws, k.target as usize, k);
+            }
         }
         ws.queue.cursor = c;
         ws.queue.order = order;

@@ -597,7 +597,7 @@ fn prefetch<T>(state: &[T], i: u32) {
 /// [`prefetch`] into one array, its bounds taken once (the hot loop then
 /// pays a `min` and the hint per event).
 #[derive(Clone, Copy)]
-struct Prefetch<T> {
+pub(super) struct Prefetch<T> {
     base: *const T,
     /// The last valid index; none for an empty array.
     last: Option<usize>,
@@ -605,7 +605,7 @@ struct Prefetch<T> {
 
 impl<T> Prefetch<T> {
     #[inline(always)]
-    fn of(state: &[T]) -> Prefetch<T> {
+    pub(super) fn of(state: &[T]) -> Prefetch<T> {
         Prefetch {
             base: state.as_ptr(),
             last: state.len().checked_sub(1),
@@ -613,7 +613,7 @@ impl<T> Prefetch<T> {
     }
 
     #[inline(always)]
-    fn at(self, i: u32) {
+    pub(super) fn at(self, i: u32) {
         #[cfg(target_arch = "x86_64")]
         if let Some(last) = self.last {
             // In bounds: `min` clamps to the last entry.

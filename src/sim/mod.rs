@@ -54,7 +54,10 @@
 //! latency/tau ratios are too large for the tables use `exp` per arrival.
 //! (3) *Prefetch.* Writing an arrival prefetches the target's state and the
 //! plastic edge's, which processing reads after the epoch's sort: in a
-//! network whose state exceeds the cache these are the random accesses.
+//! network whose state exceeds the cache these are the random accesses. In
+//! an epoch too long for those lines to stay cached until their turn (a
+//! large network's, tens of thousands of events), processing asks for them
+//! again a few events ahead.
 //!
 //! **Where things are.** `params`: the checked run and STDP parameters and the
 //! errors; `events`: event keys, the out-edge table, the wheel of emissions
