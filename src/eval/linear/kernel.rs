@@ -259,10 +259,13 @@ pub(crate) fn ridge_fit(
         }
     }
     let yc: Vec<f64> = (0..m * c).map(|i| t[i] - ybar[i % c]).collect();
+    // One factor buffer for all the lambdas: at m = 6,000 it is 288 MB, and
+    // allocating it afresh per lambda costs page faults on every first touch.
+    let mut a = vec![0f64; m * m];
     lambdas
         .iter()
         .map(|&l| {
-            let mut a = kc.to_vec();
+            a.copy_from_slice(kc);
             for i in 0..m {
                 a[i * m + i] += l;
             }
