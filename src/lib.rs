@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cpu_time;
 pub mod dataset;
 pub mod embed;
 pub mod eval;

@@ -7,9 +7,9 @@
 //! equal hashes are the engine's promise that the thread count changes
 //! nothing.
 
-use super::inspect::process_cpu_s;
 use super::output::{outln, Out};
 use crate::config::LargeConfig;
+use crate::cpu_time::process_cpu_s;
 use crate::memory;
 use crate::network::{build_geometric, Network};
 use crate::record::{Activation, ExternalActivation, RecordSpec, RunTotals};

@@ -5,6 +5,7 @@ use super::gram::Kernel;
 use super::knn::knn_predict_splits;
 use super::linear::{evaluate_linear_with, RidgeForm};
 use super::*;
+use crate::cpu_time::process_cpu_s;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -524,16 +525,12 @@ fn timing_knn_full_protocol() {
     println!("kNN protocol, 10 splits, n = {n}, d = {d}: {s:.2} s");
 }
 
-/// Reads the built-in IDX gz files (tiny local helper; the dataset module owns the real reader).
-fn read_idx_gz(path: &str) -> Vec<u8> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).expect("open idx");
-    let mut v = Vec::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_end(&mut v)
-        .expect("gunzip");
-    let dims = v[3] as usize;
-    v[4 + 4 * dims..].to_vec()
+/// The built-in digits as the weights experiment's pixel baseline sees them
+/// (pixels / 255, one row per image), and their labels.
+fn builtin_pixels() -> (Array2<f32>, Vec<u8>) {
+    let set = crate::dataset::ImageSet::builtin().expect("the built-in digits");
+    let x = pixels_to_f32(&set.pixels, set.len(), set.pixels_per_image());
+    (x, set.labels)
 }
 
 /// Sanity check on real MNIST-10k pixels (run by hand, release):
@@ -541,11 +538,8 @@ fn read_idx_gz(path: &str) -> Vec<u8> {
 #[test]
 #[ignore]
 fn mnist_pixel_baselines() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k/");
-    let px = read_idx_gz(&format!("{root}images-idx3-ubyte.gz"));
-    let y = read_idx_gz(&format!("{root}labels-idx1-ubyte.gz"));
+    let (x, y) = builtin_pixels();
     let n = y.len();
-    let x = pixels_to_f32(&px, n, 784);
     let splits = random_splits(n, 9000, 1000, 10, 0).unwrap();
     let t = std::time::Instant::now();
     let p = KnnParams {
@@ -937,20 +931,6 @@ fn rate_product_by_hand() {
     assert_eq!(rate_product(x.view(), 200, 1).ncols(), 39_800);
 }
 
-/// CPU time of the whole process (every thread), in seconds: the timings
-/// below run on a shared machine, where wall time says little.
-fn process_cpu_s() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the process CPU-time clock
-    // exists on every Linux since 2.6.12.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 /// The cost of one kernel-ridge fit of m training rows (one lambda: one
 /// Cholesky of the centred m x m Gram matrix), by hand:
 /// `GEODYN_M=6000 cargo test --release --lib -- --ignored --exact
@@ -985,11 +965,8 @@ fn timing_kernel_ridge_fold() {
 #[test]
 #[ignore]
 fn timing_kernel_ridge_mnist_split() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k/");
-    let px = read_idx_gz(&format!("{root}images-idx3-ubyte.gz"));
-    let y = read_idx_gz(&format!("{root}labels-idx1-ubyte.gz"));
+    let (x, y) = builtin_pixels();
     let n = y.len();
-    let x = pixels_to_f32(&px, n, 784);
     let splits = random_splits(n, 9000, 1000, 1, 0).unwrap();
     let gram = ViewGram::of_rows(x.view());
     let params = LinearParams {

@@ -248,6 +248,7 @@ pub(crate) fn dot32(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_time::process_cpu_s;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -426,19 +427,6 @@ mod tests {
                 assert!(with_threads(k, run) == one, "n = {n}, {k} threads");
             }
         }
-    }
-
-    /// CPU time of the whole process (every thread), in seconds.
-    fn process_cpu_s() -> f64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; the process CPU-time
-        // clock exists on every Linux since 2.6.12.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        assert_eq!(rc, 0, "clock_gettime");
-        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
     }
 
     /// The speed of the factorisation and of the solve with 10 right-hand sides
