@@ -9,6 +9,11 @@
 //! only `#[inline(never)]` boundaries (one per epoch phase, one per activation).
 
 use super::events::{Emission, Ev, Prefetch, EXTERNAL, NOT_PLASTIC};
+use super::params::StdpParams;
+use super::prepare::{Part, Simulator};
+use super::run::PartSpace;
+use crate::network::{EdgeId, Network, NodeId};
+use crate::record::{Activation, RecordSpec, Recording, RunTotals};
 
 /// In an epoch of more than `LONG_EPOCH` events (more state lines than the
 /// second-level cache holds, two per event), processing prefetches the
@@ -22,11 +27,6 @@ const LONG_EPOCH: usize = 2048;
 #[cfg(test)]
 const LONG_EPOCH: usize = 16;
 const PROCESS_AHEAD: usize = 8;
-use super::params::StdpParams;
-use super::prepare::{Part, Simulator};
-use super::run::PartSpace;
-use crate::network::{EdgeId, Network, NodeId};
-use crate::record::{Activation, RecordSpec, Recording, RunTotals};
 
 /// The dynamic state of the nodes and plastic edges during one run. Decaying
 /// quantities are stored scaled by exp((t - origin)/tau) (see the `sim` doc).
