@@ -6,6 +6,7 @@
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 use rayon::prelude::*;
 
+use super::kernel::effective;
 use super::ridge::{gram_f64, ridge_dual, PrimalStats, RidgeForm};
 use super::svm::{svm_fit, LinearSvm};
 use super::{check_lambdas, column_stats, LinearModel};
@@ -63,15 +64,19 @@ pub(crate) fn evaluate_linear_with(
     validate_inputs(x, labels, n_classes, splits)?;
     check_lambdas(&params.lambdas)?;
     check_folds(params, splits)?;
-    if params.lambda_scale != LambdaScale::Absolute {
-        // The primal SVM has no centred Gram to take the scale from.
-        return Err(EvalError::ScaleNeedsKernel(params.lambda_scale));
-    }
     let x = x.as_standard_layout();
     let x = x.view();
     let form_of = |sp: &Split| {
         force_form.unwrap_or_else(|| RidgeForm::for_shape(x.ncols(), sp.reference.len()))
     };
+    // A relative lambda needs the training rows' mean square: the primal ridge
+    // has it in its statistics; the primal SVM and this dual ridge (uncentred
+    // Gram) do not, and the kernel form (evaluate_kernel) does.
+    let scalable = params.kind == LinearKind::Ridge
+        && splits.iter().all(|sp| form_of(sp) == RidgeForm::Primal);
+    if params.lambda_scale != LambdaScale::Absolute && !scalable {
+        return Err(EvalError::ScaleNeedsKernel(params.lambda_scale));
+    }
     // The dual ridge on unstandardised rows shares one Gram matrix across splits.
     let shared = (params.kind == LinearKind::Ridge
         && !params.standardize
@@ -132,7 +137,7 @@ fn evaluate_split(
         n_classes,
         n_folds: params.cv_folds.max(1),
     };
-    let solver = Solver::new(&reference, params.kind, form, shared);
+    let solver = Solver::new(&reference, params.kind, form, params.lambda_scale, shared);
     let (chosen_lambda, cv_accuracy) = choose_lambda(&reference, &solver, &params.lambdas)?;
     let model = solver
         .fit(&reference, None, &[chosen_lambda])?
@@ -264,7 +269,9 @@ enum Solver<'a> {
     /// Sufficient statistics per fold and in total; a training set's are total - fold.
     RidgePrimal {
         parts: Vec<PrimalStats>,
-        total: PrimalStats,
+        // Boxed: the statistics are large beside the other variants.
+        total: Box<PrimalStats>,
+        scale: LambdaScale,
     },
     /// Gram matrices of training sets, cut from the shared cache when there is one.
     RidgeDual { shared: Option<&'a SharedGram> },
@@ -277,6 +284,7 @@ impl<'a> Solver<'a> {
         r: &Reference,
         kind: LinearKind,
         form: RidgeForm,
+        scale: LambdaScale,
         shared: Option<&'a SharedGram>,
     ) -> Self {
         match (kind, form) {
@@ -291,8 +299,12 @@ impl<'a> Solver<'a> {
                     })
                     .collect();
                 // Summed in fold order, so the total is the same whatever the threads.
-                let total = parts[1..].iter().fold(parts[0].clone(), |a, b| a.plus(b));
-                Solver::RidgePrimal { parts, total }
+                let total = Box::new(parts[1..].iter().fold(parts[0].clone(), |a, b| a.plus(b)));
+                Solver::RidgePrimal {
+                    parts,
+                    total,
+                    scale,
+                }
             }
         }
     }
@@ -307,12 +319,16 @@ impl<'a> Solver<'a> {
     ) -> Result<Vec<LinearModel>, EvalError> {
         let train = r.train(fold);
         match self {
-            Solver::RidgePrimal { parts, total } => {
+            Solver::RidgePrimal {
+                parts,
+                total,
+                scale,
+            } => {
                 let st = match fold {
                     Some(f) => total.minus(&parts[f]),
-                    None => total.clone(),
+                    None => total.as_ref().clone(),
                 };
-                lambdas
+                effective(lambdas, *scale, st.mean_square())
                     .iter()
                     .map(|&l| st.solve(l).map(LinearModel::unstandardized))
                     .collect()

@@ -174,14 +174,14 @@ impl<'a> TrainBlock<'a> {
     }
 }
 
-/// The effective regularisation strengths of `lambdas` on this training block.
-pub(crate) fn effective(lambdas: &[f64], scale: LambdaScale, block: &TrainBlock) -> Vec<f64> {
+/// The effective regularisation strengths of `lambdas` on a training set whose
+/// centred rows have mean squared norm `mean_square` (kernel and primal forms
+/// alike).
+pub(crate) fn effective(lambdas: &[f64], scale: LambdaScale, mean_square: f64) -> Vec<f64> {
     let f = match scale {
         LambdaScale::Absolute => 1.0,
         // A zero-variance block would make every lambda 0: keep them as given.
-        LambdaScale::MeanSquare => Some(block.mean_square())
-            .filter(|v| *v > 0.0)
-            .unwrap_or(1.0),
+        LambdaScale::MeanSquare => Some(mean_square).filter(|v| *v > 0.0).unwrap_or(1.0),
     };
     lambdas.iter().map(|l| l * f).collect()
 }
@@ -390,7 +390,7 @@ fn kernel_split(
     settings: KsvmSettings,
 ) -> Result<SplitOutcome, EvalError> {
     let fit = |block: &TrainBlock, y: &[u8], lambdas: &[f64]| {
-        let eff = effective(lambdas, params.lambda_scale, block);
+        let eff = effective(lambdas, params.lambda_scale, block.mean_square());
         let kc = block.centred();
         match params.kind {
             LinearKind::Ridge => ridge_fit(&kc, block.len(), y, n_classes, &eff),

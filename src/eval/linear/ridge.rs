@@ -122,6 +122,18 @@ impl PrimalStats {
             n: self.n - o.n,
         }
     }
+    /// Mean squared norm of the centred rows, `(tr(X^T X) - n |mu|^2) / n`:
+    /// the scale of a relative lambda, the kernel form's
+    /// [`TrainBlock::mean_square`](super::kernel::TrainBlock::mean_square) from
+    /// the same rows.
+    pub(crate) fn mean_square(&self) -> f64 {
+        let d = self.sx.len();
+        (0..d)
+            .map(|i| self.xtx[[i, i]] - self.sx[i] * self.sx[i] / self.n)
+            .sum::<f64>()
+            / self.n
+    }
+
     /// Centre the statistics, add `lambda` to the diagonal and solve for (W, b).
     pub(crate) fn solve(&self, lambda: f64) -> Result<(Array2<f64>, Vec<f64>), EvalError> {
         let d = self.sx.len();
