@@ -49,6 +49,8 @@ pub use linear::{
     evaluate_kernel, evaluate_linear, evaluate_linear_detailed, LinearModel, LinearSvm,
     RidgeClassifier, SplitOutcome, ViewGram,
 };
+// The evaluator picks the ridge's form by the same rule as the primal protocol.
+pub(crate) use linear::RidgeForm;
 pub use pca::{pca, pca_with_variance, Pca};
 pub use split::{held_out_split, random_splits};
 

@@ -1019,35 +1019,30 @@ fn timing_kernel_ridge_mnist_split() {
         lambda_scale: LambdaScale::MeanSquare,
         ..LinearParams::ridge()
     };
-    let (t, c) = (std::time::Instant::now(), process_cpu_s());
-    let (e, o) = evaluate_kernel(&gram, &y, 10, &splits, &params).unwrap();
-    let (wall, cpu) = (t.elapsed().as_secs_f64(), process_cpu_s() - c);
-    // FNV-1a of the predictions: equal digests, equal predictions.
-    let digest = o[0]
-        .predictions
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, &p| {
-            (h ^ p as u64).wrapping_mul(0x100000001b3)
-        });
-    println!(
-        "kernel ridge, one split 9000/1000 of mnist-10k: {wall:.1} s wall, {cpu:.1} CPU s; \
-         accuracy {:.4}, lambda {}, cv {:?}, predictions {digest:016x}",
-        e.accuracy_mean, o[0].chosen_lambda, o[0].cv_accuracy
-    );
+    // One timed solve: wall and CPU time, accuracy, chosen lambda, CV record
+    // and an FNV-1a digest of the predictions (equal digests, equal predictions).
+    let timed = |what: &str, solve: &dyn Fn() -> (Evaluation, Vec<SplitOutcome>)| {
+        let (t, c) = (std::time::Instant::now(), process_cpu_s());
+        let (e, o) = solve();
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), process_cpu_s() - c);
+        let digest = o[0]
+            .predictions
+            .iter()
+            .fold(0xcbf29ce484222325u64, |h, &p| {
+                (h ^ p as u64).wrapping_mul(0x100000001b3)
+            });
+        println!(
+            "{what}: {wall:.1} s wall, {cpu:.1} CPU s; \
+             accuracy {:.4}, lambda {}, cv {:?}, predictions {digest:016x}",
+            e.accuracy_mean, o[0].chosen_lambda, o[0].cv_accuracy
+        );
+    };
+    timed("kernel ridge, one split 9000/1000 of mnist-10k", &|| {
+        evaluate_kernel(&gram, &y, 10, &splits, &params).unwrap()
+    });
     // The same readout in primal form (784 x 784 systems), as the evaluator
     // solves a view with fewer dimensions than CV training rows.
-    let (t, c) = (std::time::Instant::now(), process_cpu_s());
-    let (e, o) = evaluate_linear_detailed(x.view(), &y, 10, &splits, &params).unwrap();
-    let (wall, cpu) = (t.elapsed().as_secs_f64(), process_cpu_s() - c);
-    let digest = o[0]
-        .predictions
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, &p| {
-            (h ^ p as u64).wrapping_mul(0x100000001b3)
-        });
-    println!(
-        "primal ridge, the same split: {wall:.1} s wall, {cpu:.1} CPU s; \
-         accuracy {:.4}, lambda {}, cv {:?}, predictions {digest:016x}",
-        e.accuracy_mean, o[0].chosen_lambda, o[0].cv_accuracy
-    );
+    timed("primal ridge, the same split", &|| {
+        evaluate_linear_detailed(x.view(), &y, 10, &splits, &params).unwrap()
+    });
 }

@@ -16,7 +16,8 @@ use crate::embed::Normalize;
 use crate::eval::{
     evaluate_kernel, evaluate_knn, evaluate_knn_gram, evaluate_linear, held_out_split,
     l2_normalize_rows, pixels_to_f32, random_features, random_projection, random_splits,
-    rate_product, Classifier, Evaluation, LinearKind, LinearParams, Metric, Split, ViewGram,
+    rate_product, Classifier, Evaluation, LinearKind, LinearParams, Metric, RidgeForm, Split,
+    ViewGram,
 };
 use crate::report::{
     self, DatasetInfo, ProtocolInfo, ProtocolKind, Report, ResultRow, Series, Timing,
@@ -92,7 +93,9 @@ fn primal_ridge_fits(lp: &LinearParams, dim: usize, splits: &[Split]) -> bool {
         .map(|sp| sp.reference.len() - sp.reference.len().div_ceil(lp.cv_folds.max(1)))
         .min()
         .unwrap_or(0);
-    lp.kind == LinearKind::Ridge && !lp.standardize && dim <= smallest_train
+    lp.kind == LinearKind::Ridge
+        && !lp.standardize
+        && RidgeForm::for_shape(dim, smallest_train) == RidgeForm::Primal
 }
 
 /// A report row from an evaluation.
