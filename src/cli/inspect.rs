@@ -263,14 +263,25 @@ pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize, record: bool) ->
     sim.run(ws.workspace(), &mut w, &stimuli[0], spec)?;
     let mut arrivals = 0u64;
     let mut activations = 0u64;
-    let (t0, c0) = (Instant::now(), thread_cpu_s());
+    let (mut wall, mut cpu) = (0.0, 0.0);
+    let mut digest = Fnv::new();
     for s in &stimuli {
         w.copy_from_slice(&net.edge_weight);
+        let (t0, c0) = (Instant::now(), thread_cpu_s());
         let rec = sim.run(ws.workspace(), &mut w, s, spec)?;
+        (wall, cpu) = (wall + t0.elapsed().as_secs_f64(), cpu + thread_cpu_s() - c0);
         arrivals += rec.totals.arrivals;
         activations += rec.totals.activations;
+        // Outside the timed part: what the run computed, so two builds of
+        // the engine can be checked bit for bit on the same digits.
+        let t = &rec.totals;
+        for x in [t.arrivals, t.lost_arrivals, t.activations, t.stdp_updates] {
+            digest.eat(x);
+        }
+        for &x in &w {
+            digest.eat(x.to_bits() as u64);
+        }
     }
-    let (wall, cpu) = (t0.elapsed().as_secs_f64(), thread_cpu_s() - c0);
     let per_digit = |x: f64| x / stimuli.len() as f64;
     outln!(out, "engine benchmark: experiment-3 network, {} inputs -> {} recurrent (all-to-all), STDP on recurrent edges, {} ms per digit, {} real digits, one thread, recording {}", net.n_input(), net.n_recurrent(), cfg.run().duration_ms(), stimuli.len(), if record { "as an encode (snapshots, activity)" } else { "totals only" });
     outln!(out, "  edges {}, network arrays {:.1} MB, simulation tables + state {:.1} MB (prepared once in {:.1} ms)", net.n_edges(), net.memory_bytes() as f64 / 1e6, sim.state_bytes() as f64 / 1e6, prep_s * 1e3);
@@ -301,7 +312,25 @@ pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize, record: bool) ->
         arrivals as f64 / cpu.max(1e-12),
         arrivals as f64 / wall.max(1e-12)
     );
+    outln!(
+        out,
+        "  result digest         {:016x} (FNV-1a of each digit's totals and final weights)",
+        digest.0
+    );
     Ok(())
+}
+
+/// FNV-1a over 64-bit words.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn eat(&mut self, x: u64) {
+        self.0 ^= x;
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    }
 }
 
 pub fn bench_knn(out: &mut Out, n: usize, dim: usize) -> Result<()> {

@@ -191,6 +191,14 @@ fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
 /// How many due emissions ahead of the one being drained have their next
 /// out-edges prefetched.
 const PREFETCH_AHEAD: usize = 4;
+/// After an emission has written an epoch's arrivals, the out-edge entry
+/// this many past its next one is prefetched: the entries just read brought
+/// in the next one's line (usually), and its next epoch's chunk will need
+/// the line after (a 24-byte entry: two ahead is in the next line or the
+/// one after). An emission writes 2-5 arrivals per epoch, so without this
+/// each epoch starts with a miss per emission once the table is larger
+/// than the cache.
+const NEXT_CHUNK_AHEAD: u32 = 2;
 
 /// Epochs with at most this many events are insertion-sorted directly.
 const SHORT_EPOCH: usize = 24;
@@ -292,6 +300,25 @@ fn park(q: &mut EventQueue, em: Emission, b: u64, epoch: u64, mask: u64) {
     }
 }
 
+/// Beyond any epoch a run reaches (runs are at most 1e9 epochs long, see
+/// `Simulator::build`), and exactly representable.
+const FAR_EPOCH: f64 = (1u64 << 62) as f64;
+
+/// The epoch of a time `x` in epoch lengths (x = t / epoch length, t >= 0):
+/// floor(x), as `x as u64` but in one instruction instead of the
+/// saturating conversion's dozen (it runs once per emission per epoch).
+/// Anything past `FAR_EPOCH` (an infinite or huge arrival time) is
+/// `FAR_EPOCH`, later than the end of any run, as its true epoch is.
+#[inline(always)]
+pub(super) fn epoch_index(x: f64) -> u64 {
+    // `min` also maps a NaN to FAR_EPOCH (it returns the other operand).
+    let x = x.min(FAR_EPOCH);
+    debug_assert!(x >= 0.0, "negative time: {x}");
+    // SAFETY: x is in [0, 2^62] (times are >= 0, and `min` caps the rest),
+    // so its truncation is a valid i64.
+    unsafe { x.max(0.0).to_int_unchecked::<i64>() as u64 }
+}
+
 /// The time slot of an event at `x` = t / epoch length, in an epoch of index
 /// `base` cut into `slots`: (x - base) * slots, which is in [0, slots) for
 /// an event of that epoch, rounded to the nearest integer by adding 1.5 *
@@ -337,7 +364,7 @@ impl EventQueue {
         epoch: u64,
         mask: u64,
     ) {
-        let b = ((em.t + out[em.next as usize].latency) * inv_epoch) as u64;
+        let b = epoch_index((em.t + out[em.next as usize].latency) * inv_epoch);
         debug_assert!(b > epoch, "emission fell in its own epoch");
         self.in_flight += (em.end - em.next) as u64;
         park(self, em, b, epoch, mask);
@@ -372,8 +399,14 @@ impl EventQueue {
 
     /// Writes the arrivals of `epoch`: every due emission's arrivals of this
     /// epoch, each emission then parked at its next one. `weights` are the
-    /// run's weights, `factors` the emissions' (see [`Ev`]).
-    pub(super) fn gather_arrivals<const TABLES: bool, const STDP: bool>(
+    /// run's weights, `factors` the emissions' (see [`Ev`]). With
+    /// `PREFETCH_STATE`, writing an arrival prefetches the state processing
+    /// will read for it (see [`prefetch`]).
+    pub(super) fn gather_arrivals<
+        const TABLES: bool,
+        const STDP: bool,
+        const PREFETCH_STATE: bool,
+    >(
         &mut self,
         edges: EdgeView,
         epoch: u64,
@@ -396,7 +429,7 @@ impl EventQueue {
                     prefetch(edges.plastic, ahead.next);
                 }
             }
-            self.drain_emission::<TABLES, STDP>(*em, &edges, mask);
+            self.drain_emission::<TABLES, STDP, PREFETCH_STATE>(*em, &edges, mask);
         }
         due.clear();
         self.due = due;
@@ -405,7 +438,7 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            self.drain_emission::<TABLES, STDP>(p.em, &edges, mask);
+            self.drain_emission::<TABLES, STDP, PREFETCH_STATE>(p.em, &edges, mask);
         }
     }
 
@@ -423,7 +456,7 @@ impl EventQueue {
     /// so they are a prefix of what is left, each with its time slot
     /// counted), then parks it at its next one.
     #[inline(always)]
-    fn drain_emission<const TABLES: bool, const STDP: bool>(
+    fn drain_emission<const TABLES: bool, const STDP: bool, const PREFETCH_STATE: bool>(
         &mut self,
         mut em: Emission,
         view: &EdgeView,
@@ -473,10 +506,12 @@ impl EventQueue {
                 OutPlastic::NONE
             };
             let pi = op.plastic;
-            if STDP {
-                plastic_state.at(pi);
+            if PREFETCH_STATE {
+                if STDP {
+                    plastic_state.at(pi);
+                }
+                node_state.at(oe.target);
             }
-            node_state.at(oe.target);
             let (mut g, mut a, mut b) = (0.0, 0.0, 0.0);
             if TABLES {
                 g = f[0] * oe.f_s;
@@ -510,9 +545,14 @@ impl EventQueue {
         self.written = w + due;
         self.in_flight -= due as u64;
         if let Some(oe) = edges.get(due) {
-            let b = ((t + oe.latency) * inv_epoch) as u64;
+            let b = epoch_index((t + oe.latency) * inv_epoch);
             em.next = (start + due) as u32;
             park(self, em, b, epoch, mask);
+            let ahead = em.next + NEXT_CHUNK_AHEAD;
+            prefetch(view.out, ahead);
+            if STDP {
+                prefetch(view.plastic, ahead);
+            }
         }
     }
 
@@ -599,8 +639,9 @@ fn prefetch<T>(state: &[T], i: u32) {
 #[derive(Clone, Copy)]
 pub(super) struct Prefetch<T> {
     base: *const T,
-    /// The last valid index; none for an empty array.
-    last: Option<usize>,
+    /// The last valid index (0 for an empty array, whose base pointer is
+    /// dangling: a prefetch of it is still only a hint).
+    last: usize,
 }
 
 impl<T> Prefetch<T> {
@@ -608,18 +649,21 @@ impl<T> Prefetch<T> {
     pub(super) fn of(state: &[T]) -> Prefetch<T> {
         Prefetch {
             base: state.as_ptr(),
-            last: state.len().checked_sub(1),
+            last: state.len().saturating_sub(1),
         }
     }
 
     #[inline(always)]
     pub(super) fn at(self, i: u32) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(last) = self.last {
-            // In bounds: `min` clamps to the last entry.
-            let p = self.base.wrapping_add((i as usize).min(last));
+        {
+            // Clamped to the last entry: not for safety (a prefetch never
+            // faults) but so that an index past the end (NOT_PLASTIC) does
+            // not send the hint to an unmapped page.
+            let p = self.base.wrapping_add((i as usize).min(self.last));
             // SAFETY: a prefetch never faults and reads nothing the
-            // program sees; `p` points into the array in any case.
+            // program sees; `p` is computed with wrapping arithmetic and
+            // never dereferenced.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
             };

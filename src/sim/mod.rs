@@ -54,10 +54,12 @@
 //! latency/tau ratios are too large for the tables use `exp` per arrival.
 //! (3) *Prefetch.* Writing an arrival prefetches the target's state and the
 //! plastic edge's, which processing reads after the epoch's sort: in a
-//! network whose state exceeds the cache these are the random accesses. In
-//! an epoch too long for those lines to stay cached until their turn (a
-//! large network's, tens of thousands of events), processing asks for them
-//! again a few events ahead.
+//! network whose state exceeds the cache these are the random accesses (in
+//! one whose state fits in 1 MiB the hints only cost instructions, and are
+//! left out). Each emission prefetches the out-edges its next epoch will
+//! read. In an epoch too long for those lines to stay cached until their
+//! turn (a large network's, tens of thousands of events), processing asks
+//! for them again a few events ahead.
 //!
 //! **Where things are.** `params`: the checked run and STDP parameters and the
 //! errors; `events`: event keys, the out-edge table, the wheel of emissions

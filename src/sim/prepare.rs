@@ -67,7 +67,18 @@ pub(super) struct Part {
     /// Per target node j of this part: its incoming plastic edges are
     /// plastic indices `in_offsets[j - lo]..in_offsets[j - lo + 1]`.
     pub(super) in_offsets: Vec<u32>,
+    /// Whether writing an arrival prefetches the target's state and the
+    /// plastic edge's: only when the run state that arrivals read (every
+    /// node's record, this part's plastic records) is larger than
+    /// `PREFETCH_STATE_BYTES`. Below that it stays cached between
+    /// arrivals, and the hints only cost instructions (N = 200: about 5%
+    /// of the time; N = 400 and up: the hints save a third).
+    pub(super) prefetch_state: bool,
 }
+
+/// The run state size above which arrivals prefetch it: the second-level
+/// cache of the machines measured (1 MiB per core).
+const PREFETCH_STATE_BYTES: usize = 1 << 20;
 
 impl Part {
     /// Whether node j is one of this part's targets.
@@ -198,7 +209,10 @@ fn build_part(
         }
         out_offsets.push(out_edges.len() as u32);
     }
+    let state_bytes = n * std::mem::size_of::<super::dynamics::NodeHot>()
+        + plastic_edge.len() * std::mem::size_of::<super::dynamics::PlasticHot>();
     Part {
+        prefetch_state: state_bytes > PREFETCH_STATE_BYTES,
         lo,
         hi,
         out_offsets,
@@ -317,6 +331,16 @@ impl<'a> Simulator<'a> {
                 )
             })
             .collect::<Vec<Part>>();
+        // The tests' networks are all small: there a network in several
+        // parts prefetches and one in one part does not, so both loops
+        // run and are held to each other and to the reference.
+        let mut parts = parts;
+        if cfg!(test) {
+            let split = parts.len() > 1;
+            for p in parts.iter_mut() {
+                p.prefetch_state = split;
+            }
+        }
         // Kept only where there is a plastic edge to look up (snapshots read
         // it); without one, 4 bytes per edge saved.
         if parts.iter().all(|p| p.plastic_edge.is_empty()) {

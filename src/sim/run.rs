@@ -472,7 +472,7 @@ impl Simulator<'_> {
     /// writes arrivals (`self.inv_epoch`), so both agree on every boundary.
     #[inline(always)]
     fn epoch_of(&self, t: f64) -> u64 {
-        (t * self.inv_epoch) as u64
+        super::events::epoch_index(t * self.inv_epoch)
     }
 
     /// Every epoch up to the end of the run, in order; empty stretches with
@@ -623,11 +623,17 @@ impl Simulator<'_> {
             node_state: &r.space.state.node,
             inv_epoch: self.inv_epoch,
         };
-        match (self.tables, r.ctx.part.out_plastic.is_empty()) {
-            (true, false) => q.gather_arrivals::<true, true>(view, epoch, mask),
-            (true, true) => q.gather_arrivals::<true, false>(view, epoch, mask),
-            (false, false) => q.gather_arrivals::<false, true>(view, epoch, mask),
-            (false, true) => q.gather_arrivals::<false, false>(view, epoch, mask),
+        // Prefetching the state an arrival will read pays only where that
+        // state does not stay cached anyway (see `Part::prefetch_state`).
+        // Without the tables (a rare network) it is always on.
+        let plastic = !r.ctx.part.out_plastic.is_empty();
+        match (self.tables, plastic, r.ctx.part.prefetch_state) {
+            (true, true, true) => q.gather_arrivals::<true, true, true>(view, epoch, mask),
+            (true, true, false) => q.gather_arrivals::<true, true, false>(view, epoch, mask),
+            (true, false, true) => q.gather_arrivals::<true, false, true>(view, epoch, mask),
+            (true, false, false) => q.gather_arrivals::<true, false, false>(view, epoch, mask),
+            (false, true, _) => q.gather_arrivals::<false, true, true>(view, epoch, mask),
+            (false, false, _) => q.gather_arrivals::<false, false, true>(view, epoch, mask),
         }
         while r.stim_cursor < q.stimulus.len()
             && self.epoch_of(key_time(q.stimulus[r.stim_cursor])) <= epoch
