@@ -28,6 +28,15 @@ const LONG_EPOCH: usize = 2048;
 const LONG_EPOCH: usize = 16;
 const PROCESS_AHEAD: usize = 8;
 
+/// Event `i` of the epoch, an index from its sorted order.
+#[inline(always)]
+fn event_at(events: &[Ev], i: u32) -> Ev {
+    debug_assert!((i as usize) < events.len());
+    // SAFETY: `sort_epoch` fills the order with indices of the epoch's
+    // written events, a prefix of `events`.
+    unsafe { *events.get_unchecked(i as usize) }
+}
+
 /// The dynamic state of the nodes and plastic edges during one run. Decaying
 /// quantities are stored scaled by exp((t - origin)/tau) (see the `sim` doc).
 #[derive(Debug, Default)]
@@ -196,7 +205,7 @@ impl Ctx<'_, '_> {
                         plastic_state.at(ahead.plastic);
                     }
                     event.at(order[c + 2 * PROCESS_AHEAD]);
-                    let k = events[order[c] as usize];
+                    let k = event_at(&events, order[c]);
                     if k.t() > limit {
                         break 'phase;
                     }
@@ -205,7 +214,7 @@ impl Ctx<'_, '_> {
                 }
             }
             for &i in &order[c..] {
-                let k = events[i as usize];
+                let k = event_at(&events, i);
                 if k.t() > limit {
                     break;
                 }
@@ -229,7 +238,12 @@ impl Ctx<'_, '_> {
         let s = self.sim;
         let t = k.t();
         let edge = (k.low >> 32) as u32;
-        let h = ws.state.node[j];
+        debug_assert!(j < ws.state.node.len());
+        // SAFETY: j is an event's target: an edge's target (the network
+        // checked every edge's nodes when it was built) or a stimulus node
+        // (`Simulator::run` checked them), so below the node count, the
+        // length of `node` (`NodeState::reset`).
+        let h = unsafe { *ws.state.node.get_unchecked(j) };
         let refractory = t - h.last_activation < h.refractory_period_ms;
         let cause;
         if edge == EXTERNAL {

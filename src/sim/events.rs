@@ -161,18 +161,30 @@ impl PartialOrd for Parked {
 /// so the order is the same).
 #[inline(always)]
 fn insertion_sort(order: &mut [u32], ev: &[Ev]) {
+    // `order` holds indices of events of `ev` (see `sort_epoch`).
+    debug_assert!(order.iter().all(|&i| (i as usize) < ev.len()));
     let key = |i: u32| {
-        let e = &ev[i as usize];
+        // SAFETY: every index in `order` is below ev.len() (asserted above;
+        // `sort_epoch` fills `order` from 0..len, len <= ev.len()).
+        let e = unsafe { ev.get_unchecked(i as usize) };
         (e.time, e.low)
     };
+    let Some(&first) = order.first() else {
+        return;
+    };
+    // The largest key of the sorted prefix (that of its last element), kept
+    // so that an element already in place costs one load, not two.
+    let mut last = key(first);
     let mut budget = SHIFT_BUDGET * order.len() + SHORT_EPOCH * SHORT_EPOCH;
     for i in 1..order.len() {
         let x = order[i];
         let kx = key(x);
         // Most are already in place: test before moving anything.
-        if kx >= key(order[i - 1]) {
+        if kx >= last {
+            last = kx;
             continue;
         }
+        // x goes before the prefix's last element, which stays last.
         let mut j = i;
         while j > 0 && kx < key(order[j - 1]) {
             order[j] = order[j - 1];
@@ -610,12 +622,22 @@ impl EventQueue {
         }
         self.order.resize(len, 0);
         let counts = &mut self.slot_count[..];
+        let order = &mut self.order[..len];
         for (i, &s) in self.slot_of[..len].iter().enumerate() {
-            let p = counts[s as usize];
-            self.order[p as usize] = i as u32;
-            counts[s as usize] = p + 1;
+            debug_assert!((s as usize) < counts.len());
+            // SAFETY: `slot` returns at most the slot count, and
+            // `begin_epoch` sized the histogram to the slot count + 2.
+            let next = unsafe { counts.get_unchecked_mut(s as usize) };
+            let p = *next;
+            *next = p + 1;
+            debug_assert!((p as usize) < len);
+            // SAFETY: every event counted its slot once when written (in
+            // `drain_emission` or `push_stimulus`, with its `slot_of`), so
+            // after the prefix sums slot s owns positions counts[s] ..
+            // counts[s + 1], all below len, and hands each out once.
+            unsafe { *order.get_unchecked_mut(p as usize) = i as u32 };
         }
-        insertion_sort(&mut self.order, current);
+        insertion_sort(order, current);
     }
 }
 
