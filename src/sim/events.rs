@@ -219,9 +219,14 @@ const SHORT_EPOCH: usize = 24;
 /// one in ten sharing, for a histogram four times longer.
 const SLOTS_PER_EVENT: usize = 2;
 /// Bounds on the slot count (powers of two): the histogram of a crowded
-/// epoch stays small, and a quiet one still spreads its events.
+/// epoch stays within the second-level cache (256 KiB), and a quiet one
+/// still spreads its events. The large network's epochs hold about 45,000
+/// events: at 2^14 slots (the bound before) three shared each slot, and the
+/// insertion pass took 20% of the run (`bench large`, one thread, 4
+/// alternating runs: 1.7-2.9e7 arrivals per CPU second at 2^14, 3.3-3.5e7
+/// at 2^16, no better at 2^17).
 const MIN_SLOTS: usize = 64;
-const MAX_SLOTS: usize = 1 << 14;
+const MAX_SLOTS: usize = 1 << 16;
 /// Shifts per element the insertion pass may make before it gives up (a
 /// uniform spread makes well under one).
 const SHIFT_BUDGET: usize = 4;
