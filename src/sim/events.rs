@@ -713,3 +713,39 @@ pub(super) struct EdgeView<'v> {
     pub(super) factors: &'v [[f64; 3]],
     pub(super) inv_epoch: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_index_is_the_truncation_of_every_time_a_run_can_reach() {
+        // Where the saturating cast and the one-instruction truncation must
+        // agree: every index below FAR_EPOCH, at and around integers and
+        // powers of two, and values the epoch product gives in practice.
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.25,
+            0.5,
+            0.999_999_999,
+            1.0,
+            1.5,
+            1e9,
+            1e9 + 0.5,
+        ];
+        for p in [1u32, 10, 31, 32, 52, 53, 61] {
+            let v = (1u64 << p) as f64;
+            xs.extend([v, v.next_down(), v.next_up(), v + 0.5]);
+        }
+        let inv_epoch = 1.0 / (0.2 * (1.0 - 1e-6));
+        xs.extend((0..1000).map(|i| (i as f64 * 0.6137 + 12.0) * inv_epoch));
+        for x in xs {
+            assert_eq!(epoch_index(x), x as u64, "x = {x:e}");
+        }
+        // Beyond every run: capped, never wrapped to a small index.
+        for x in [FAR_EPOCH, FAR_EPOCH * 2.0, 1e300, f64::INFINITY, f64::NAN] {
+            assert_eq!(epoch_index(x), 1u64 << 62, "x = {x:e}");
+        }
+    }
+}
