@@ -433,6 +433,7 @@ impl Ctx<'_, '_> {
                 next: lo,
                 end: hi,
                 id,
+                plastic: part.plastic_source[i],
             };
             ws.queue.emit(em, &part.out_edges, s.inv_epoch, epoch, mask);
         }

@@ -125,6 +125,10 @@ pub(super) struct Emission {
     pub(super) next: u32,
     pub(super) end: u32,
     pub(super) id: u32,
+    /// Whether any of its out-edges (into this part) is plastic; if none
+    /// is (an input node's, in the experiments), writing its arrivals
+    /// skips the STDP array, as without STDP. In the record's padding.
+    pub(super) plastic: bool,
 }
 
 /// An emission parked beyond the wheel, ordered by the epoch of its next
@@ -442,11 +446,15 @@ impl EventQueue {
                 if TABLES {
                     prefetch(edges.factors, ahead.id);
                 }
-                if STDP {
+                if STDP && ahead.plastic {
                     prefetch(edges.plastic, ahead.next);
                 }
             }
-            self.drain_emission::<TABLES, STDP, PREFETCH_STATE>(*em, &edges, mask);
+            if STDP && em.plastic {
+                self.drain_emission::<TABLES, true, PREFETCH_STATE>(*em, &edges, mask);
+            } else {
+                self.drain_emission::<TABLES, false, PREFETCH_STATE>(*em, &edges, mask);
+            }
         }
         due.clear();
         self.due = due;
@@ -455,7 +463,11 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            self.drain_emission::<TABLES, STDP, PREFETCH_STATE>(p.em, &edges, mask);
+            if STDP && p.em.plastic {
+                self.drain_emission::<TABLES, true, PREFETCH_STATE>(p.em, &edges, mask);
+            } else {
+                self.drain_emission::<TABLES, false, PREFETCH_STATE>(p.em, &edges, mask);
+            }
         }
     }
 

@@ -74,6 +74,9 @@ pub(super) struct Part {
     /// arrivals, and the hints only cost instructions (N = 200: about 5%
     /// of the time; N = 400 and up: the hints save a third).
     pub(super) prefetch_state: bool,
+    /// Per source node: whether any of its edges into this part is plastic
+    /// (all false without STDP).
+    pub(super) plastic_source: Vec<bool>,
 }
 
 /// The run state size above which arrivals prefetch it: the second-level
@@ -209,10 +212,17 @@ fn build_part(
         }
         out_offsets.push(out_edges.len() as u32);
     }
+    let plastic_source = (0..n)
+        .map(|i| {
+            let range = out_offsets[i] as usize..out_offsets[i + 1] as usize;
+            with_plastic && out_plastic[range].iter().any(|p| p.plastic != NOT_PLASTIC)
+        })
+        .collect();
     let state_bytes = n * std::mem::size_of::<super::dynamics::NodeHot>()
         + plastic_edge.len() * std::mem::size_of::<super::dynamics::PlasticHot>();
     Part {
         prefetch_state: state_bytes > PREFETCH_STATE_BYTES,
+        plastic_source,
         lo,
         hi,
         out_offsets,
