@@ -444,7 +444,8 @@ pub fn estimate_state_bytes(
     // index and what STDP adds beside the table); per plastic edge: its
     // id and its run state; per node and part: the part's out-edge offsets,
     // its run state and activation record (a part keeps them for every
-    // node); per node once: 1/tau_s, the threshold and the plastic offsets.
+    // node) and whether its edges into the part include a plastic one; per
+    // node once: 1/tau_s, the threshold and the plastic offsets.
     let beside = if p > 0 {
         4 + size_of::<OutPlastic>()
     } else {
@@ -452,6 +453,6 @@ pub fn estimate_state_bytes(
     };
     m * (size_of::<OutEdge>() + beside)
         + p * (4 + size_of::<super::dynamics::PlasticHot>())
-        + parts * n * (4 + size_of::<super::dynamics::NodeHot>() + 8)
+        + parts * n * (4 + size_of::<super::dynamics::NodeHot>() + 8 + size_of::<bool>())
         + n * (4 + 8 + 8)
 }
