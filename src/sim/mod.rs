@@ -43,7 +43,8 @@
 //! to the bucket of their next one. The epoch's events are then ordered by a
 //! counting sort on a fine time slot plus an insertion pass for the few that
 //! share a slot (see `events`). This gives exactly the result of the global
-//! order above.
+//! order above. An emission with no plastic edge among its out-edges (an
+//! input node's) writes its arrivals without reading the STDP array.
 //! (2) *No exponential per arrival.* Decaying quantities (potential, traces) are
 //! stored scaled by `exp((t - origin)/tau)`; the factor of an arrival is the
 //! product of its emission's factor (one `exp` per activation) and its edge's
