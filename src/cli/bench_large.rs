@@ -27,22 +27,33 @@ pub(super) fn peak_resident_bytes() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
+/// The 64-bit FNV-1a hash of the bytes it is fed: the benchmarks' check
+/// that two runs (thread counts, builds) computed the same bits.
+pub struct Fnv1a(pub u64);
+
+impl Fnv1a {
+    pub fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 /// FNV-1a over every activation's node, time bits and causal edge, in the
 /// recorded order: any difference in what fired, when, or why changes it.
 pub fn activation_hash(activations: &[Activation]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = Fnv1a::new();
     for a in activations {
-        eat(&a.node.to_le_bytes());
-        eat(&a.time_ms.to_bits().to_le_bytes());
-        eat(&a.causal_edge.map_or(u32::MAX, |e| e).to_le_bytes());
+        h.eat(&a.node.to_le_bytes());
+        h.eat(&a.time_ms.to_bits().to_le_bytes());
+        h.eat(&a.causal_edge.map_or(u32::MAX, |e| e).to_le_bytes());
     }
-    h
+    h.0
 }
 
 /// One timed run at one thread count.

@@ -1,6 +1,7 @@
 //! The commands that look at one network or time the engine: `simulate`,
 //! `network`, `bench`.
 
+use super::bench_large::Fnv1a;
 use super::commands::{data_spec, load_config};
 use super::output::{outln, Out};
 use super::DataArgs;
@@ -264,7 +265,7 @@ pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize, record: bool) ->
     let mut arrivals = 0u64;
     let mut activations = 0u64;
     let (mut wall, mut cpu) = (0.0, 0.0);
-    let mut digest = Fnv::new();
+    let mut digest = Fnv1a::new();
     for s in &stimuli {
         w.copy_from_slice(&net.edge_weight);
         let (t0, c0) = (Instant::now(), thread_cpu_s());
@@ -276,10 +277,10 @@ pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize, record: bool) ->
         // the engine can be checked bit for bit on the same digits.
         let t = &rec.totals;
         for x in [t.arrivals, t.lost_arrivals, t.activations, t.stdp_updates] {
-            digest.eat(x);
+            digest.eat(&x.to_le_bytes());
         }
         for &x in &w {
-            digest.eat(x.to_bits() as u64);
+            digest.eat(&x.to_bits().to_le_bytes());
         }
     }
     let per_digit = |x: f64| x / stimuli.len() as f64;
@@ -318,19 +319,6 @@ pub fn bench_engine(out: &mut Out, n_rec: usize, digits: usize, record: bool) ->
         digest.0
     );
     Ok(())
-}
-
-/// FNV-1a over 64-bit words.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn eat(&mut self, x: u64) {
-        self.0 ^= x;
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-    }
 }
 
 pub fn bench_knn(out: &mut Out, n: usize, dim: usize) -> Result<()> {

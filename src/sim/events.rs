@@ -451,11 +451,7 @@ impl EventQueue {
                     prefetch(edges.plastic, ahead.next);
                 }
             }
-            if STDP && em.plastic {
-                self.drain_emission::<TABLES, true, PREFETCH_STATE>(*em, &edges, mask);
-            } else {
-                self.drain_emission::<TABLES, false, PREFETCH_STATE>(*em, &edges, mask);
-            }
+            self.drain::<TABLES, STDP, PREFETCH_STATE>(*em, &edges, mask);
         }
         due.clear();
         self.due = due;
@@ -464,11 +460,23 @@ impl EventQueue {
                 break;
             }
             self.parked.pop();
-            if STDP && p.em.plastic {
-                self.drain_emission::<TABLES, true, PREFETCH_STATE>(p.em, &edges, mask);
-            } else {
-                self.drain_emission::<TABLES, false, PREFETCH_STATE>(p.em, &edges, mask);
-            }
+            self.drain::<TABLES, STDP, PREFETCH_STATE>(p.em, &edges, mask);
+        }
+    }
+
+    /// `drain_emission` of `em`, reading the STDP array only when STDP is
+    /// on and one of its out-edges is plastic.
+    #[inline(always)]
+    fn drain<const TABLES: bool, const STDP: bool, const PREFETCH_STATE: bool>(
+        &mut self,
+        em: Emission,
+        view: &EdgeView,
+        mask: u64,
+    ) {
+        if STDP && em.plastic {
+            self.drain_emission::<TABLES, true, PREFETCH_STATE>(em, view, mask);
+        } else {
+            self.drain_emission::<TABLES, false, PREFETCH_STATE>(em, view, mask);
         }
     }
 

@@ -328,7 +328,7 @@ impl<'a> Simulator<'a> {
         };
         let mut plastic_index = vec![NOT_PLASTIC; net.n_edges()];
         let bounds = part_bounds(net, parts);
-        let parts = bounds
+        let mut parts = bounds
             .windows(2)
             .map(|b| {
                 build_part(
@@ -344,7 +344,6 @@ impl<'a> Simulator<'a> {
         // The tests' networks are all small: there a network in several
         // parts prefetches and one in one part does not, so both loops
         // run and are held to each other and to the reference.
-        let mut parts = parts;
         if cfg!(test) {
             let split = parts.len() > 1;
             for p in parts.iter_mut() {
